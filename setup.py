@@ -1,5 +1,7 @@
 """Packaging for scnotebook, driven by settings.ini (nbdev 2 layout)."""
 from configparser import ConfigParser
+from pathlib import Path
+import shutil
 import setuptools
 
 cfg = ConfigParser(delimiters=["="])
@@ -8,6 +10,15 @@ cfg = cfg["DEFAULT"]
 
 licenses = {"apache2": ("Apache Software License 2.0", "OSI Approved :: Apache Software License")}
 statuses = ["1 - Planning", "2 - Pre-Alpha", "3 - Alpha", "4 - Beta", "5 - Production/Stable", "6 - Mature", "7 - Inactive"]
+# The stage notebooks and shipped configs travel inside the package, so that `scnotebook reproduce`
+# also works from an installed wheel (a checkout uses nbs/ and configs/ directly).
+here = Path(__file__).resolve().parent
+for folder, pattern in (("nbs", "[0-9]*.ipynb"), ("configs", "*.yaml")):
+    src, dst = here / folder, here / "scnotebook" / "_stages" / folder
+    if src.is_dir():
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in src.glob(pattern): shutil.copy2(f, dst / f.name)
+
 lic = licenses[cfg["license"]]
 min_python = cfg["min_python"]
 req = lambda key: cfg.get(key, "").split()
@@ -27,7 +38,7 @@ setuptools.setup(
     url=cfg["git_url"],
     packages=setuptools.find_packages(include=["scnotebook", "scnotebook.*"]),
     include_package_data=True,
-    package_data={"scnotebook": ["configs/*.yaml", "nbs/*.ipynb"]},
+    package_data={"scnotebook": ["_stages/nbs/*.ipynb", "_stages/configs/*.yaml"]},
     install_requires=req("requirements"),
     extras_require={"dev": req("dev_requirements"), "tpu": req("tpu_requirements")},
     python_requires=">=" + min_python,

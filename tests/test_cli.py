@@ -1,0 +1,49 @@
+"""The `scnotebook` console script and the pipeline's configuration errors."""
+import subprocess, sys
+from pathlib import Path
+
+import pytest
+
+import scnotebook
+from scnotebook.config import ConfigError, load_config
+from scnotebook.pipeline import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args, **kw):
+    exe = Path(sys.executable).parent / "scnotebook"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "scnotebook.pipeline"]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, **kw)
+
+
+def test_version_and_help():
+    r = cli("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"scnotebook {scnotebook.__version__}"
+    r = cli("--help")
+    assert r.returncode == 0 and "reproduce" in r.stdout
+    r = cli("reproduce", "--help")
+    assert r.returncode == 0 and "--force" in r.stdout and "--set" in r.stdout and "--device" in r.stdout
+
+
+@pytest.mark.parametrize("name", ["ci", "default", "brain", "paper"])
+def test_shipped_configs_validate(name):
+    cfg = load_config(ROOT / "configs" / f"{name}.yaml")
+    assert cfg["name"] == name and cfg["datasets"]
+
+
+def test_config_errors_name_the_key(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("datasets:\n  a: {source: x.h5ad, species: human}\nembedder: {epochs: many}\n")
+    with pytest.raises(ConfigError, match="'embedder.epochs' must be int"): load_config(p)
+    p.write_text("datasets:\n  a: {source: x.h5ad, species: human}\nembedder: {epoch: 3}\n")
+    with pytest.raises(ConfigError, match="unknown config key 'embedder.epoch'"): load_config(p)
+    r = cli("reproduce", "--config", str(p), "--out", str(tmp_path / "run"))
+    assert r.returncode == 2 and "unknown config key 'embedder.epoch'" in r.stderr
+    assert not (tmp_path / "run").exists(), "a rejected config must not leave a run folder"
+
+
+def test_unknown_stage_and_missing_config(tmp_path):
+    assert main(["reproduce", "--config", str(tmp_path / "missing.yaml")]) == 2
+    r = cli("reproduce", "--config", "ci", "--out", str(tmp_path / "r"), "--stages", "99_nope")
+    assert r.returncode == 2 and "unknown stage" in r.stderr

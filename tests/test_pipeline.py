@@ -1,0 +1,144 @@
+"""The whole pipeline through the command line: the `ci` config end to end, resuming after a kill,
+and a user config on h5ad files with other label keys and species names."""
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pytest
+
+from scnotebook.pipeline import METRICS_KEYS, STAGES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli_cmd(*args):
+    exe = Path(sys.executable).parent / "scnotebook"
+    return ([str(exe)] if exe.exists() else [sys.executable, "-m", "scnotebook.pipeline"]) + list(args)
+
+
+def run_cli(*args, timeout=1500):
+    return subprocess.run(cli_cmd(*args), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory):
+    # the ci config uses the Baron pair: a local copy ($SCNOTEBOOK_DATA) when there is one, else it is downloaded
+    out = tmp_path_factory.mktemp("ci") / "run"
+    r = run_cli("reproduce", "--config", "ci", "--out", str(out))
+    assert r.returncode == 0, f"ci run failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return out, r
+
+
+def test_ci_end_to_end_artifacts(ci_run):
+    out, r = ci_run
+    for st in STAGES:
+        assert f"{st}" in r.stdout and (out / "notebooks" / f"{st}.ipynb").exists(), st
+        assert (out / ".done" / st).exists(), st
+    assert "report:" in r.stdout
+    for f in ("config.yaml", "metrics.json", "report.md", "report.html", "table1.csv", "table1.md"):
+        assert (out / f).stat().st_size > 0, f
+    for name in ("human", "mouse"):
+        a = ad.read_h5ad(out / "08_baselines" / f"{name}.h5ad", backed="r")
+        for key in ("X_intense", "X_scn", "X_scn_aligned", "X_pca"):
+            assert key in a.obsm, (name, key)
+        assert np.isfinite(np.asarray(a.obsm["X_scn"])).all()
+        assert (out / "06_affinity" / f"affinity_{name}.csv").exists()
+    pngs = sorted(p.name for p in (out / "10_figures").glob("*.png"))
+    assert "figure5_mouse.png" in pngs and any(p.startswith("figure4_mouse") for p in pngs), pngs
+    assert not list(out.rglob(".*.tmp*")), "temporary files left behind"
+
+
+def test_ci_metrics_schema(ci_run):
+    out, _ = ci_run
+    m = json.loads((out / "metrics.json").read_text())
+    assert sorted(m) == sorted(METRICS_KEYS)
+    assert m["schema_version"] == 1 and m["config"] == "ci" and m["device"] == "cpu"
+    assert set(m["timings"]) == set(STAGES) and all(v > 0 for v in m["timings"].values())
+    for key in METRICS_KEYS:
+        assert m[key] is not None, f"metrics.json[{key!r}] is null after a full ci run"
+    assert m["versions"]["torch"] and m["versions"]["numpy"]
+    for name in ("human", "mouse"):
+        assert m["datasets"][name]["n_cells"] > 0
+    lt = m["label_transfer"]
+    assert lt and all(0 <= v["accuracy"] <= 1 for v in lt.values())
+    assert m["table1"] and m["affinity_taxonomy"]
+
+
+def test_rerun_skips_finished_stages(ci_run):
+    out, _ = ci_run
+    r = run_cli("reproduce", "--config", "ci", "--out", str(out), "--stages", "01_data", "02_preprocess")
+    assert r.returncode == 0 and r.stdout.count("skipped") == 2, r.stdout
+
+
+def test_kill_mid_stage_then_resume(tmp_path):
+    out = tmp_path / "run"
+    stages = ["01_data", "02_preprocess", "04_train"]
+    p = subprocess.Popen(cli_cmd("reproduce", "--config", "ci", "--out", str(out), "--stages", *stages),
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    t0 = time.time()
+    while not (out / ".done" / "01_data").exists():  # kill once stage 2 has started
+        assert p.poll() is None, p.stdout.read()
+        assert time.time() - t0 < 600, "01_data did not finish in 10 minutes"
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    assert not (out / ".done" / "02_preprocess").exists(), "the kill came too late to test a resume"
+    r = run_cli("reproduce", "--config", "ci", "--out", str(out), "--stages", *stages)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "01_data        skipped" in r.stdout and "02_preprocess  done" in r.stdout, r.stdout
+    assert all((out / ".done" / s).exists() for s in stages)
+    assert not list(out.rglob(".*.tmp*"))
+    a = ad.read_h5ad(out / "04_train" / "mouse.h5ad")
+    assert "X_scn" in a.obsm
+
+
+def test_failed_stage_names_itself(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(f"name: bad\ndevice: cpu\ndatasets:\n  a: {{source: {tmp_path / 'missing.h5ad'}, species: human}}\n")
+    r = run_cli("reproduce", "--config", str(cfg), "--out", str(tmp_path / "run"), "--stages", "01_data")
+    assert r.returncode == 1
+    assert "stage '01_data' failed" in r.stderr and "missing.h5ad" in r.stderr, r.stderr
+    assert (tmp_path / "run" / "notebooks" / "01_data.ipynb").exists()
+    assert not (tmp_path / "run" / ".done" / "01_data").exists()
+
+
+def test_user_config_other_keys_and_species(tmp_path):
+    """Two h5ad files with label keys and species names the package has never seen, a label map and a
+    taxonomy CSV: the pipeline runs them from a config alone."""
+    from conftest import shared_data
+    from scnotebook.data import read_dataset
+    pair = shared_data("brain_pair_small")
+    zeisel = shared_data("zeisel2015_cortex") / "zeisel2015_cortex_200genes.h5ad"
+    hs = read_dataset(pair / "darmanis2015_human_brain_154cells.loom")
+    hs.obs = hs.obs.rename(columns={"CellType": "annotation"})[["annotation"]]
+    hs.write_h5ad(tmp_path / "darmanis_human.h5ad")
+    mm = ad.read_h5ad(zeisel)
+    mm = mm[np.random.default_rng(0).permutation(mm.n_obs)[:400]].copy()
+    mm.obs = mm.obs[["level1class"]].rename(columns={"level1class": "class_name"})
+    mm.write_h5ad(tmp_path / "zeisel_mouse.h5ad")
+    (tmp_path / "tax.csv").write_text(
+        "cell_type,group,kind\ninterneurons,neuron,neural\npyramidal SS,neuron,neural\npyramidal CA1,neuron,neural\n"
+        "oligodendrocytes,glia,non-neural\nastrocytes_ependymal,glia,non-neural\nmicroglia,immune,non-neural\n"
+        "endothelial-mural,vascular,non-neural\n")
+    (tmp_path / "user.yaml").write_text(
+        "name: user\ndevice: cpu\n"
+        "datasets:\n"
+        "  cortex_hs: {source: darmanis_human.h5ad, label_key: annotation, species: homo_sapiens}\n"
+        "  cortex_mm: {source: zeisel_mouse.h5ad, label_key: class_name, species: mus_musculus}\n"
+        "preprocess: {n_components: 24, min_cells_per_gene: 2}\n"
+        "embedder: {preset: tiny, epochs: 2}\n"
+        "align: {source: cortex_mm, target: cortex_hs, restarts: 1, epochs: 1}\n"
+        "evaluation:\n"
+        "  label_map: {oligodendrocytes: Oligodendrocyte, astrocytes_ependymal: Astrocyte, interneurons: Neuron,\n"
+        "              pyramidal SS: Neuron, pyramidal CA1: Neuron, microglia: microglia, endothelial-mural: Vascular}\n"
+        "  taxonomy: tax.csv\n  taxonomy_dataset: cortex_mm\n  affinity_max_cells: 40\n  bootstrap: 3\n  knn_k: 5\n"
+        "baselines: {methods: [pca], epochs: 1}\nfigures: {formats: [png], umap: false}\n")
+    out = tmp_path / "run"
+    r = run_cli("reproduce", "--config", str(tmp_path / "user.yaml"), "--out", str(out))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m["datasets"]) == {"cortex_hs", "cortex_mm"}
+    a = ad.read_h5ad(out / "05_align" / "cortex_mm.h5ad")
+    assert set(a.obs["species"]) == {"mus_musculus"} and "X_scn_aligned" in a.obsm
+    assert (out / "table1.csv").exists()

@@ -108,12 +108,25 @@ def _xla_device():
         return xm.xla_device()
 
 def xla_available() -> bool:
-    "True when torch-xla imports and `PJRT_DEVICE` names an accelerator (checked without importing torch-xla otherwise)."
+    "True when torch-xla is installed and `PJRT_DEVICE` names an accelerator (TPU, CUDA...; XLA on CPU is asked for explicitly)."
     import importlib.util
-    return importlib.util.find_spec("torch_xla") is not None and bool(os.environ.get("PJRT_DEVICE"))
+    return (importlib.util.find_spec("torch_xla") is not None
+            and os.environ.get("PJRT_DEVICE", "").strip().upper() not in ("", "CPU"))
 
-def get_device(device: str | None = "auto"):
-    "A `torch.device` for `'auto' | 'cpu' | 'cuda' | 'cuda:N' | 'xla'` with a clear error when it is not available."
+def get_device(device: str | None = "auto", local_rank: int | None = None):
+    """A `torch.device` for `'auto' | 'cpu' | 'cuda' | 'cuda:N' | 'xla'` with a clear error when it is not available.
+
+    `local_rank` (a data-parallel process's index on its machine, e.g. torchrun's `LOCAL_RANK`) turns an
+    unnumbered GPU choice into `cuda:local_rank`, so every process of a run gets its own GPU."""
+    dev = _resolve_device(device)
+    if local_rank is not None and dev.type == "cuda" and dev.index is None:
+        import torch
+        if not 0 <= int(local_rank) < torch.cuda.device_count():
+            raise RuntimeError(f"local_rank={local_rank} but only {torch.cuda.device_count()} CUDA devices are visible")
+        dev = torch.device("cuda", int(local_rank))
+    return dev
+
+def _resolve_device(device):
     import torch
     if isinstance(device, torch.device): return device
     if device is None: device = "auto"

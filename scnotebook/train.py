@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_train.ipynb #10d82274
 from __future__ import annotations
-import contextlib, math, os, socket, tempfile, time
+import contextlib, math, os, socket, tempfile, threading, time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -170,6 +170,8 @@ def _fingerprint_diff(a: dict, b: dict) -> list[str]:
     return [f"{k}: checkpoint {a.get(k)!r} != now {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 # %% ../nbs/04_train.ipynb #7ef995f0
+_INIT_LOCK = threading.Lock()
+
 def _train(X: dict[str, np.ndarray], *, preset="small", epochs=None, batch_size=None, lr=None, device="auto",
            seed=0, checkpoint_dir=None, checkpoint_every=None, sampling="balanced", resume=True, weight_decay=0.01,
            warmup=0.05, clip_norm=1.0, precision="auto", log_every=None, max_steps=None, on_step=None,
@@ -187,17 +189,15 @@ def _train(X: dict[str, np.ndarray], *, preset="small", epochs=None, batch_size=
     # -- devices and processes --------------------------------------------------------------------
     own_group = False
     env_world = int(os.environ.get("WORLD_SIZE", "1"))
-    if str(device).lower() != "xla" and env_world > 1 and not (dist.is_available() and dist.is_initialized()):
-        local = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")))
-        use_cuda = str(device).lower().startswith("cuda") or (str(device).lower() == "auto" and torch.cuda.is_available())
-        if use_cuda: device = f"cuda:{local}"; torch.cuda.set_device(local)
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-        own_group = True
-    dev = get_device(device)
+    local = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0"))) if env_world > 1 else None
+    dev = get_device(device, local_rank=local)
     kind = device_kind(dev)
+    if kind != "xla" and env_world > 1 and not (dist.is_available() and dist.is_initialized()):  # under torchrun
+        if kind == "cuda": torch.cuda.set_device(dev)
+        dist.init_process_group("nccl" if kind == "cuda" else "gloo")
+        own_group = True
     rank, world = _dist_context(kind)
-    if kind == "cuda" and world > 1 and dev.index is None:
-        dev = get_device(f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}")
+    if kind == "cuda" and world > 1 and dev.index is None: dev = get_device(dev, local_rank=rank)
     bf16 = precision == "bf16" or (precision == "auto" and kind in ("cuda", "xla"))
 
     names = list(X)
@@ -212,13 +212,14 @@ def _train(X: dict[str, np.ndarray], *, preset="small", epochs=None, batch_size=
                    "weight_decay": float(weight_decay), "warmup": float(warmup), "clip_norm": float(clip_norm)}
 
     # -- model, optimizer ---------------------------------------------------------------------------
-    seed_everything(seed)
-    if kind == "xla":  # build on the host (same initial weights as on CPU), then move; seed the device RNG (dropout)
-        import torch_xla.core.xla_model as xm
-        xm.set_rng_state(seed)
-        model = build(cfg, dims).to(dev)
-    else:
-        model = build(cfg, dims, device=dev)
+    with _INIT_LOCK:  # xla replicas can be threads of one process (TPU v2/v3) sharing torch's global RNG
+        seed_everything(seed)
+        if kind == "xla":  # build on the host (same initial weights as on CPU), then move; seed the device RNG (dropout)
+            import torch_xla.core.xla_model as xm
+            xm.set_rng_state(seed)
+            model = build(cfg, dims).to(dev)
+        else:
+            model = build(cfg, dims, device=dev)
     for n in names:  # per-dataset centre and scale (mean-predictor MSE = 1.0)
         mu = X[n].mean(0, dtype=np.float64)
         sd = math.sqrt(max(float(X[n].var(0, dtype=np.float64).mean()), 1e-12))
@@ -296,7 +297,8 @@ def _train(X: dict[str, np.ndarray], *, preset="small", epochs=None, batch_size=
             else: dist.barrier()
 
     bar = progress(total=total, initial=start, desc=f"fit {cfg_name(preset)}", disable=None if (progress_bar and rank == 0) else True)
-    autocast = (torch.autocast(device_type=kind, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext)
+    # a fresh context per step (a torch.autocast object is itself callable, as a decorator: don't test callable())
+    autocast = (lambda: torch.autocast(device_type=kind, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     model.train()
     t0 = time.perf_counter()
     step = start
@@ -304,10 +306,17 @@ def _train(X: dict[str, np.ndarray], *, preset="small", epochs=None, batch_size=
         for xs, mk, coef in batches:
             f = lr_factor(step, total, warmup)
             for g in opt.param_groups: g["lr"] = lr * f
-            with (autocast() if callable(autocast) else autocast):
+            with autocast():
                 sse = net(xs, mk)
             loss = sum(coef[n] * sse[n] for n in names)
-            loss.backward()
+            try: loss.backward()
+            except RuntimeError as e:
+                if kind == "xla" and "device_ready_queues_" in str(e):
+                    raise RuntimeError("this process ran a backward pass (on cpu/cuda) before it first used the XLA device, "
+                                       "and torch's autograd engine cannot then run backward on XLA (pytorch/xla#4174). "
+                                       "Call scnotebook.core.get_device('xla') before any other training in this process, "
+                                       "or train on XLA in a fresh process.") from e
+                raise
             if kind == "xla" and world > 1: xm.reduce_gradients(opt)
             if clip_norm: torch.nn.utils.clip_grad_norm_(params, clip_norm)
             opt.step(); opt.zero_grad(set_to_none=True)
@@ -402,7 +411,7 @@ def embed(model: MultitaskEmbedder, adatas: dict, *, key_added: str = "X_scn", u
     dev, was = next(model.parameters()).device, model.training
     model.eval()
     try:
-        with torch.inference_mode():
+        with torch.no_grad():  # not inference_mode: torch-xla tensors fail under it ("Cannot set version_counter")
             for n, x in X.items():
                 parts = [model.encode({n: torch.from_numpy(x[i:i + batch_size]).to(dev)})[n].cpu()
                          for i in range(0, len(x), batch_size)]
@@ -423,7 +432,7 @@ def evaluate(model: MultitaskEmbedder, adatas: dict, *, use_rep: str | None = No
     dev, was = next(model.parameters()).device, model.training
     model.eval(); rows = {}
     try:
-        with torch.inference_mode():
+        with torch.no_grad():  # not inference_mode: torch-xla tensors fail under it ("Cannot set version_counter")
             for n, x in X.items():
                 model._check_name(n)
                 smp = Sampler({n: len(x)}, {n: x.shape[1]}, 1, seed=seed, mask_ratio=model.config.mask_ratio)
@@ -481,6 +490,11 @@ def fit_distributed(adatas: dict, *, nprocs: int | None = 2, device: str = "cpu"
         out = os.path.join(td, "result.pt")
         if kind == "xla":
             import torch_xla
+            if torch_xla._XLAC._xla_runtime_is_initialized():
+                raise RuntimeError("fit_distributed(device='xla') must run before this process uses the XLA device: "
+                                   "torch-xla starts its workers only from a process that has not started the XLA "
+                                   "runtime (fit(device='xla'), get_device('xla'), a tensor moved to the device...). "
+                                   "Call it first, or from a fresh process.")
             torch_xla.launch(mod._xla_worker, args=(X, kwargs, out))
         else:
             if kind == "cuda" and nprocs > torch.cuda.device_count():

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .core import get_logger, progress, save_figure, atomic_open
+from .core import get_logger, obsm_matrix, progress, save_figure, atomic_open
 
 # %% auto #0
 __all__ = ['log', 'NORMALIZE', 'get_rep', 'get_labels', 'check_taxonomy', 'taxonomy_distance', 'type_samples', 'sliced_w1',
@@ -28,14 +28,7 @@ def get_rep(adata, use_rep: str | None = None, *, candidates: Sequence[str] = ("
         if use_rep is None:
             raise KeyError(f"no embedding given and none of {list(candidates)} is in adata.obsm "
                            f"(present: {list(adata.obsm.keys())})")
-    if use_rep == "X": X = adata.X
-    elif use_rep in adata.obsm: X = adata.obsm[use_rep]
-    else: raise KeyError(f"use_rep={use_rep!r} is not in adata.obsm (present: {list(adata.obsm.keys())})")
-    if hasattr(X, "toarray"): X = X.toarray()
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2: raise ValueError(f"embedding {use_rep!r} must be 2-D, got shape {X.shape}")
-    if not np.isfinite(X).all():
-        raise ValueError(f"embedding {use_rep!r} has {int((~np.isfinite(X)).sum())} NaN/inf values")
+    X = obsm_matrix(adata, use_rep, dtype=np.float64)
     return use_rep, X
 
 def get_labels(adata, label_key: str, *, min_cells: int = 2) -> pd.Series:
@@ -295,13 +288,15 @@ def run_affinity_stage(run_dir, *, in_stage: str = "04_train", out_stage: str = 
     from scnotebook.config import Run
     run = Run(run_dir); cfg = run.config; ev = cfg["evaluation"]
     adatas = run.read_adatas(in_stage); out = run.stage(out_stage)
-    metrics = {"method": ev["affinity_method"], "max_cells": ev["affinity_max_cells"], "datasets": {}}
+    metrics = {"method": ev["affinity_method"], "max_cells": ev["affinity_max_cells"],
+               "normalize": ev["affinity_normalize"], "n_projections": ev["affinity_projections"], "datasets": {}}
     for name, a in adatas.items():
         rep = "X_scn" if "X_scn" in a.obsm else "X_intense"
         key = pipeline_label_key(a, cfg, name)
         a, dropped = drop_small_types(a, key)
         A = wasserstein_affinity(a, use_rep=rep, label_key=key, method=ev["affinity_method"],
-                                 max_cells=ev["affinity_max_cells"], seed=cfg["seed"])
+                                 max_cells=ev["affinity_max_cells"], normalize=ev["affinity_normalize"],
+                                 n_projections=ev["affinity_projections"], seed=cfg["seed"])
         write_affinity(A, out / f"affinity_{name}.csv")
         m = {"use_rep": rep, "n_types": len(A), "dropped_types": dropped}
         tax = None

@@ -14,12 +14,12 @@ import torch
 import torch.nn as nn
 from anndata import AnnData
 
-from .core import get_device, get_logger, progress, seed_everything
+from .core import get_device, get_logger, obsm_matrix, progress, seed_everything
 
 # %% auto #0
-__all__ = ['METHODS', 'PAPER_DEFAULTS', 'MUSE_DEFAULTS', 'rotated_pair', 'get_rep', 'check_pair', 'Normalizer', 'normalizer',
-           'csls_nn', 'mutual_csls_pairs', 'procrustes', 'selection_criterion', 'LinearMap', 'Discriminator',
-           'adversarial_fit', 'gw_init', 'refine', 'centroid_anchors', 'AlignResult', 'align']
+__all__ = ['METHODS', 'PAPER_DEFAULTS', 'MUSE_DEFAULTS', 'rotated_pair', 'check_pair', 'Normalizer', 'normalizer', 'csls_nn',
+           'mutual_csls_pairs', 'procrustes', 'selection_criterion', 'LinearMap', 'Discriminator', 'adversarial_fit',
+           'gw_init', 'refine', 'centroid_anchors', 'AlignResult', 'align']
 
 # %% ../nbs/05_align.ipynb #d49cd3b9
 def rotated_pair(n_cells: int = 400, dim: int = 8, n_types: int = 10, *, noise: float = 0.15, target_only: int = 1,
@@ -44,26 +44,9 @@ def rotated_pair(n_cells: int = 400, dim: int = 8, n_types: int = 10, *, noise: 
     return src, tgt, R
 
 # %% ../nbs/05_align.ipynb #69875bf8
-def get_rep(adata: AnnData, use_rep: str, what: str = "adata") -> np.ndarray:
-    "`adata.obsm[use_rep]` (or `X` for `use_rep='X'`) as a finite float32 matrix, with a clear error otherwise."
-    if not isinstance(adata, AnnData): raise TypeError(f"{what} must be an AnnData, got {type(adata).__name__}")
-    if adata.n_obs == 0: raise ValueError(f"{what} has no cells (0 observations): nothing to align or evaluate")
-    if use_rep == "X": X = adata.X
-    elif use_rep not in adata.obsm:
-        raise KeyError(f"{what}.obsm has no {use_rep!r} (has: {list(adata.obsm.keys())}); compute the embedding first or pass use_rep=")
-    else: X = adata.obsm[use_rep]
-    if hasattr(X, "toarray"): X = X.toarray()
-    X = np.asarray(X, dtype=np.float32)
-    if X.ndim != 2: raise ValueError(f"{what}.obsm[{use_rep!r}] must be 2-d, got shape {X.shape}")
-    bad = ~np.isfinite(X).all(1)
-    if bad.any():
-        raise ValueError(f"{what}.obsm[{use_rep!r}] contains NaN or inf in {int(bad.sum())} of {len(X)} cells "
-                         f"(first: {adata.obs_names[np.flatnonzero(bad)[0]]!r})")
-    return X
-
 def check_pair(source: AnnData, target: AnnData, use_rep: str) -> tuple[np.ndarray, np.ndarray]:
     "The two embeddings, checked: present, non-empty, finite and of the same dimension."
-    Xs, Xt = get_rep(source, use_rep, "source"), get_rep(target, use_rep, "target")
+    Xs, Xt = obsm_matrix(source, use_rep, what="source"), obsm_matrix(target, use_rep, what="target")
     if Xs.shape[1] != Xt.shape[1]:
         raise ValueError(f"source.obsm[{use_rep!r}] has {Xs.shape[1]} dimensions but target.obsm[{use_rep!r}] has "
                          f"{Xt.shape[1]}: a d x d alignment needs embeddings of the same dimension")

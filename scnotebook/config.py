@@ -58,6 +58,7 @@ SCHEMA = {
         "restarts": ((int,), 3),
         "epochs": ((int,), 5),
         "use_rep": ((str,), "X_scn"),
+        "epoch_size": ((int, None), None),    # cells per adversarial epoch; None: the larger species' size
     },
     "evaluation": {
         "label_map": ((dict, str, None), None),
@@ -65,6 +66,8 @@ SCHEMA = {
         "taxonomy_dataset": ((str, None), None),
         "affinity_method": ((str,), "exact"),
         "affinity_max_cells": ((int,), 300),
+        "affinity_normalize": ((str,), "mass"),   # see scnotebook.affinity.wasserstein_affinity
+        "affinity_projections": ((int,), 200),    # directions of the sliced method
         "bootstrap": ((int,), 100),
         "knn_k": ((int,), 15),
     },

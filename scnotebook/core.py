@@ -13,8 +13,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['DEVICES', 'Settings', 'settings', 'project_root', 'local_data', 'get_logger', 'progress', 'seed_everything',
-           'xla_available', 'get_device', 'device_kind', 'atomic_path', 'atomic_open', 'save_json', 'load_json',
-           'save_h5ad', 'save_torch', 'save_figure', 'RunDir', 'peak_rss_gb', 'timed', 'versions']
+           'xla_available', 'get_device', 'device_kind', 'obsm_matrix', 'atomic_path', 'atomic_open', 'save_json',
+           'load_json', 'save_h5ad', 'save_torch', 'save_figure', 'RunDir', 'peak_rss_gb', 'timed', 'versions']
 
 # %% ../nbs/00_core.ipynb #647432f1
 @dataclass(frozen=True)
@@ -149,6 +149,26 @@ def _resolve_device(device):
 def device_kind(device) -> str:
     "'cpu', 'cuda', 'xla' or 'meta' for a device or device string."
     return str(getattr(device, "type", device)).split(":")[0]
+
+# %% ../nbs/00_core.ipynb #44960d67
+def obsm_matrix(adata, use_rep: str, *, what: str = "adata", dtype=np.float32) -> np.ndarray:
+    "`adata.obsm[use_rep]` (`adata.X` for `use_rep='X'`) as a dense, finite, non-empty 2-d `dtype` array, or a clear error."
+    from anndata import AnnData
+    if not isinstance(adata, AnnData): raise TypeError(f"{what} must be an AnnData, got {type(adata).__name__}")
+    if adata.n_obs == 0: raise ValueError(f"{what} has no cells (0 observations)")
+    if use_rep == "X": X = adata.X
+    elif use_rep in adata.obsm: X = adata.obsm[use_rep]
+    else: raise KeyError(f"{what}.obsm has no {use_rep!r} (obsm keys: {list(adata.obsm.keys())}); "
+                         f"compute that embedding first or pass use_rep=")
+    if hasattr(X, "toarray"): X = X.toarray()
+    X = np.ascontiguousarray(X, dtype=dtype)
+    if X.ndim != 2 or X.shape[1] == 0:
+        raise ValueError(f"{what}.obsm[{use_rep!r}] must be a non-empty 2-d matrix, got shape {X.shape}")
+    bad = ~np.isfinite(X).all(1)
+    if bad.any():
+        raise ValueError(f"{what}.obsm[{use_rep!r}] contains NaN or inf in {int(bad.sum())} of {len(X)} cells "
+                         f"(first: {adata.obs_names[np.flatnonzero(bad)[0]]!r})")
+    return X
 
 # %% ../nbs/00_core.ipynb #e5df3020
 @contextlib.contextmanager

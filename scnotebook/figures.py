@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .core import get_logger, save_figure, seed_everything
+from .core import get_logger, obsm_matrix, save_figure, seed_everything
 
 # %% auto #0
 __all__ = ['FIG3_PANELS', 'paper_umap', 'figure3', 'save_figures', 'figure4', 'figure5', 'run_figures_stage']
@@ -85,7 +85,7 @@ def figure4(adata, *, use_rep: str, label_key: str, taxonomy: pd.DataFrame, titl
             save: str | os.PathLike | None = None, formats: Sequence[str] = ("png", "pdf")):
     "Fig. 4: dendrogram of cell-type means in `obsm[use_rep]` beside the true taxonomy."
     from scnotebook.taxonomy import plot_taxonomy_tree
-    if use_rep not in adata.obsm: raise KeyError(f"obsm[{use_rep!r}] not found (available: {list(adata.obsm)})")
+    obsm_matrix(adata, use_rep)  # present, 2-d and finite, or a clear error
     fig = plot_taxonomy_tree(adata, use_rep=use_rep, label_key=label_key, taxonomy=taxonomy,
                              title=title or f"Figure 4: taxonomy recovered from {use_rep}")
     if save is not None: save_figures(fig, save, formats)

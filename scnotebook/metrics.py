@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from .core import get_logger
+from .core import get_logger, obsm_matrix
 
 # %% auto #0
 __all__ = ['BARON_LABEL_MAP', 'LABEL_MAPS', 'resolve_label_map', 'label_map_for', 'harmonize_labels', 'shared_types',
@@ -48,8 +48,7 @@ def shared_types(source_labels: Sequence, target_labels: Sequence) -> dict:
 
 # %% ../nbs/09_metrics.ipynb #4d5d9f65
 def _rep(adata, use_rep, what):
-    from scnotebook.align import get_rep
-    return get_rep(adata, use_rep, what)
+    return obsm_matrix(adata, use_rep, what=what)
 
 def _labels_of(adata, label_key, label_map, what):
     if label_key not in adata.obs: raise KeyError(f"{what}.obs has no label column {label_key!r} (has: {list(adata.obs.columns)})")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .core import get_device, device_kind, get_logger, progress, save_torch, seed_everything, settings
+from .core import get_device, device_kind, get_logger, obsm_matrix, progress, save_torch, seed_everything, settings
 from .embedder import build, get_config, n_params, flops_per_cell, MultitaskEmbedder, EmbedderConfig
 
 # %% auto #0
@@ -22,25 +22,10 @@ __all__ = ['SAMPLING', 'CHECKPOINT', 'Sampler', 'lr_factor', 'load_checkpoint', 
 
 # %% ../nbs/04_train.ipynb #7a2d1191
 def _get_rep(adatas: dict, use_rep: str) -> dict[str, np.ndarray]:
-    "{name: float32 array} of `obsm[use_rep]`, with a clear error for anything unusable."
-    import anndata as ad
+    "{name: float32 array} of `obsm[use_rep]` (checked by `scnotebook.core.obsm_matrix`)."
     if not isinstance(adatas, dict) or not adatas:
         raise TypeError(f"adatas must be a non-empty dict {{dataset name: AnnData}}, got {type(adatas).__name__}")
-    out = {}
-    for name, a in adatas.items():
-        if not isinstance(a, ad.AnnData): raise TypeError(f"adatas[{name!r}] is a {type(a).__name__}, not an AnnData")
-        if use_rep not in a.obsm:
-            raise KeyError(f"adatas[{name!r}] has no obsm[{use_rep!r}] (obsm keys: {list(a.obsm)}); run "
-                           f"scnotebook.preprocess.preprocess first or pass use_rep=")
-        X = np.asarray(a.obsm[use_rep], dtype=np.float32)
-        if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-            raise ValueError(f"adatas[{name!r}].obsm[{use_rep!r}] must be a non-empty 2-d matrix, got shape {X.shape}")
-        bad = ~np.isfinite(X)
-        if bad.any():
-            raise ValueError(f"adatas[{name!r}].obsm[{use_rep!r}] has {int(bad.sum())} NaN/inf values "
-                             f"(first in cell {int(np.argwhere(bad)[0][0])})")
-        out[name] = np.ascontiguousarray(X)
-    return out
+    return {name: obsm_matrix(a, use_rep, what=f"adatas[{name!r}]") for name, a in adatas.items()}
 
 # %% ../nbs/04_train.ipynb #0bf1dd44
 SAMPLING = ("balanced", "proportional")

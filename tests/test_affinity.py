@@ -95,7 +95,7 @@ def test_bad_input_errors():
     with pytest.raises(KeyError, match="label_key='nope'"):
         wasserstein_affinity(a, use_rep="X_emb", label_key="nope")
     a.obsm["X_nan"] = a.obsm["X_emb"].copy(); a.obsm["X_nan"][3, 2] = np.nan
-    with pytest.raises(ValueError, match="NaN/inf"):
+    with pytest.raises(ValueError, match="contains NaN or inf"):
         wasserstein_affinity(a, use_rep="X_nan")
     with pytest.raises(ValueError, match="normalize='zscore'"):
         wasserstein_affinity(a, use_rep="X_emb", normalize="zscore")

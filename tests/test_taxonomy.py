@@ -78,7 +78,7 @@ def test_bad_input_errors():
     dup = pd.concat([tax, tax.iloc[:1]])
     with pytest.raises(ValueError, match="more than once"):
         taxonomy_accuracy(a, use_rep="X_emb", taxonomy=dup)
-    with pytest.raises(KeyError, match="not in adata.obsm"):
+    with pytest.raises(KeyError, match="are not in adata.obsm"):
         table1(a, use_reps=["X_pca"], taxonomy=tax)
 
 

@@ -68,9 +68,9 @@ def test_nan_guard(adatas):
 
 
 def test_bad_input(adatas):
-    with pytest.raises(KeyError, match="has no obsm"): fit(adatas, **KW, use_rep="X_nope")
+    with pytest.raises(KeyError, match="obsm has no 'X_nope'"): fit(adatas, **KW, use_rep="X_nope")
     bad = adatas["human"].copy(); bad.obsm["X_intense"][3, 2] = np.inf
-    with pytest.raises(ValueError, match="NaN/inf"): fit({"human": bad}, **KW)
+    with pytest.raises(ValueError, match="contains NaN or inf"): fit({"human": bad}, **KW)
     with pytest.raises(ValueError, match="sampling must be one of"): fit(adatas, **KW, sampling="x")
 
 

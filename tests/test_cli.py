@@ -47,3 +47,21 @@ def test_unknown_stage_and_missing_config(tmp_path):
     assert main(["reproduce", "--config", str(tmp_path / "missing.yaml")]) == 2
     r = cli("reproduce", "--config", "ci", "--out", str(tmp_path / "r"), "--stages", "99_nope")
     assert r.returncode == 2 and "unknown stage" in r.stderr
+
+
+def test_wheel_carries_the_stage_notebooks_and_configs(tmp_path):
+    "`pip install scnotebook` must be able to run `reproduce`: the wheel ships every stage notebook and config."
+    import shutil, zipfile
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv", ".git", "runs", "build", "dist", "*.egg-info",
+                                                             "_stages", "__pycache__", ".pytest_cache"))
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                        "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (whl,) = (tmp_path / "dist").glob("scnotebook-*.whl")
+    names = set(zipfile.ZipFile(whl).namelist())
+    stages = {p.name for p in (ROOT / "nbs").glob("[0-9]*.ipynb")}
+    configs = {p.name for p in (ROOT / "configs").glob("*.yaml")}
+    assert stages and {f"scnotebook/_stages/nbs/{n}" for n in stages} <= names
+    assert configs and {f"scnotebook/_stages/configs/{n}" for n in configs} <= names
+    assert "scnotebook/pipeline.py" in names

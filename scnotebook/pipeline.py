@@ -32,6 +32,14 @@ class StageError(RuntimeError):
         self.stage, self.notebook, self.ename, self.evalue = stage, Path(notebook), ename, evalue
         super().__init__(f"stage {stage!r} failed with {ename}: {evalue}\n  executed notebook kept for inspection: {notebook}")
 
+def _quiet_kernel_args(kernel_name: str) -> list[str]:
+    "Kernel arguments that keep an ipykernel's own log to errors (its start-up warnings would fill the terminal)."
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+        argv = KernelSpecManager().get_kernel_spec(kernel_name).argv
+    except Exception: return []
+    return ["--IPKernelApp.log_level=ERROR"] if any("ipykernel" in a for a in argv) else []
+
 def run_stage(stage: str, run: Run, *, nbs: Path | None = None, parameters: dict | None = None,
               kernel_name: str = "python3", timeout: int | None = None) -> float:
     "Execute notebook `<nbs>/<stage>.ipynb` with papermill against `run`; return its wall time in seconds."
@@ -48,7 +56,8 @@ def run_stage(stage: str, run: Run, *, nbs: Path | None = None, parameters: dict
     os.environ["SCNOTEBOOK_PROGRESS"] = "0"  # stage progress bars would only fill the executed notebook
     try:
         pm.execute_notebook(str(src), str(out), parameters=params, kernel_name=kernel_name, cwd=str(nbs),
-                            progress_bar=False, log_output=False, execution_timeout=timeout)
+                            progress_bar=False, log_output=False, execution_timeout=timeout,
+                            extra_arguments=_quiet_kernel_args(kernel_name))
     except PapermillExecutionError as e:
         raise StageError(stage, out, e.ename, e.evalue) from None
     finally:

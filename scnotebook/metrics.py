@@ -47,9 +47,6 @@ def shared_types(source_labels: Sequence, target_labels: Sequence) -> dict:
     return {"shared": sorted(s & t), "source_only": sorted(s - t), "target_only": sorted(t - s)}
 
 # %% ../nbs/09_metrics.ipynb #4d5d9f65
-def _rep(adata, use_rep, what):
-    return obsm_matrix(adata, use_rep, what=what)
-
 def _labels_of(adata, label_key, label_map, what):
     if label_key not in adata.obs: raise KeyError(f"{what}.obs has no label column {label_key!r} (has: {list(adata.obs.columns)})")
     return harmonize_labels(adata.obs[label_key], label_map)
@@ -66,7 +63,7 @@ def label_transfer(source: AnnData, target: AnnData, *, use_rep: str, label_key:
     "Classifiers trained on `source.obsm[use_rep]` predict `target` labels; accuracy, balanced accuracy and baselines."
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.linear_model import LogisticRegression
-    Xs, Xt = _rep(source, use_rep, "source"), _rep(target, target_rep or use_rep, "target")
+    Xs, Xt = obsm_matrix(source, use_rep, what="source"), obsm_matrix(target, target_rep or use_rep, what="target")
     if Xs.shape[1] != Xt.shape[1]:
         raise ValueError(f"source.obsm[{use_rep!r}] has {Xs.shape[1]} dimensions but the target's has {Xt.shape[1]}: "
                          "label transfer needs both species in one space (align them first)")
@@ -108,7 +105,7 @@ def integration_metrics(source: AnnData, target: AnnData, *, use_rep: str, label
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score, silhouette_samples
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import connected_components
-    Xs, Xt = _rep(source, use_rep, "source"), _rep(target, target_rep or use_rep, "target")
+    Xs, Xt = obsm_matrix(source, use_rep, what="source"), obsm_matrix(target, target_rep or use_rep, what="target")
     if Xs.shape[1] != Xt.shape[1]: raise ValueError(f"source and target embeddings differ in dimension ({Xs.shape[1]} vs {Xt.shape[1]})")
     ys, yt = _labels_of(source, label_key, label_map, "source"), _labels_of(target, label_key, label_map, "target")
     X = np.vstack([Xs, Xt]); y = np.concatenate([ys, yt]); batch = np.r_[np.zeros(len(Xs), int), np.ones(len(Xt), int)]
@@ -151,7 +148,7 @@ def open_set_auc(source: AnnData, target: AnnData, *, use_rep: str, label_key: s
     "AUC of 'distance to the other species' for telling species-specific types from shared ones (both directions)."
     from sklearn.neighbors import NearestNeighbors
     from sklearn.metrics import roc_auc_score
-    Xs, Xt = _rep(source, use_rep, "source"), _rep(target, target_rep or use_rep, "target")
+    Xs, Xt = obsm_matrix(source, use_rep, what="source"), obsm_matrix(target, target_rep or use_rep, what="target")
     ys, yt = _labels_of(source, label_key, label_map, "source"), _labels_of(target, label_key, label_map, "target")
     types = shared_types(ys, yt); out = {}
     for name, (A, ya, B) in {"target": (Xt, yt, Xs), "source": (Xs, ys, Xt)}.items():

@@ -17,9 +17,9 @@ from anndata import AnnData
 from .core import get_device, get_logger, obsm_matrix, progress, seed_everything
 
 # %% auto #0
-__all__ = ['METHODS', 'PAPER_DEFAULTS', 'MUSE_DEFAULTS', 'rotated_pair', 'check_pair', 'Normalizer', 'normalizer', 'csls_nn',
-           'mutual_csls_pairs', 'procrustes', 'selection_criterion', 'LinearMap', 'Discriminator', 'adversarial_fit',
-           'gw_init', 'refine', 'centroid_anchors', 'AlignResult', 'align']
+__all__ = ['METHODS', 'PAPER_DEFAULTS', 'MUSE_DEFAULTS', 'SEEDED_DEFAULTS', 'rotated_pair', 'check_pair', 'Normalizer',
+           'normalizer', 'csls_nn', 'mutual_csls_pairs', 'procrustes', 'selection_criterion', 'LinearMap',
+           'Discriminator', 'adversarial_fit', 'gw_init', 'refine', 'centroid_anchors', 'AlignResult', 'align']
 
 # %% ../nbs/05_align.ipynb #d49cd3b9
 def rotated_pair(n_cells: int = 400, dim: int = 8, n_types: int = 10, *, noise: float = 0.15, target_only: int = 1,
@@ -278,7 +278,7 @@ def centroid_anchors(Xs: np.ndarray, Xt: np.ndarray, ys: Sequence, yt: Sequence,
     return A, B, names, w
 
 # %% ../nbs/05_align.ipynb #84e2ca73
-METHODS = ("muse", "paper", "procrustes", "none")
+METHODS = ("muse", "paper", "procrustes", "seeded", "none")
 
 PAPER_DEFAULTS = dict(epochs=50, epoch_size=None, batch_size=1024, lr=3e-5, optimizer="adam", dis_steps=1, dis_hidden=512,
                       dis_layers=2, dis_input_dropout=0.0, label_smoothing=0.0, init="random", orthogonalize=0.0,
@@ -286,6 +286,8 @@ PAPER_DEFAULTS = dict(epochs=50, epoch_size=None, batch_size=1024, lr=3e-5, opti
 MUSE_DEFAULTS = dict(epochs=5, epoch_size=20000, batch_size=32, lr=0.1, optimizer="sgd", dis_steps=5, dis_hidden=512,
                      dis_layers=2, dis_input_dropout=0.1, label_smoothing=0.1, init="identity", orthogonalize=0.001,
                      lr_decay=0.98, lr_shrink=0.5, sampling="uniform")
+SEEDED_DEFAULTS = dict(many="sum", layer=None, n_top_genes=2000, gene_comps=50, harmony=True, gene_weight=1.0,
+                       refine_steps=1, correct=True, mnn_k=20, mnn_quantile=25.0, min_genes=20)
 
 @dataclass
 class AlignResult:
@@ -302,6 +304,9 @@ class AlignResult:
     params: dict = field(default_factory=dict)
     def transform(self, X: np.ndarray, side: str = "source") -> np.ndarray:
         "Map new cells of the source (or bring new target cells into the shared space)."
+        if self.method == "seeded":
+            raise ValueError("a gene-seeded alignment is fitted on its cells (shared-gene space, neighbour corrections): "
+                             "align the new cells together with the old ones instead")
         if side == "source": return self.source_norm.transform(X) @ self.W.T
         if side == "target": return self.target_norm.transform(X)
         raise ValueError(f"side must be 'source' or 'target', got {side!r}")
@@ -314,17 +319,42 @@ def _labels(adata, label_key, label_map, what):
     from scnotebook.metrics import harmonize_labels
     return harmonize_labels(adata.obs[label_key], label_map)
 
-def align(source: AnnData, target: AnnData, *, use_rep: str = "X_scn", method: str = "muse", seed: int = 0,
+def _type_anchors(anchors) -> bool:
+    "Anchors given as cell types (a list of names, or a dict source type -> target type), not as cell pairs."
+    return anchors is not None and (isinstance(anchors, dict) or (isinstance(anchors, (list, tuple, set)) and len(anchors) > 0
+                                    and all(isinstance(a, str) for a in anchors)))
+
+def _anchor_labels(source, target, anchors, label_key, label_map):
+    "Per-cell anchor type ('' for cells of other types) on both sides, in the target's names."
+    ys, yt = _labels(source, label_key, label_map, "source"), _labels(target, label_key, label_map, "target")
+    pairs = {str(k): str(v) for k, v in anchors.items()} if isinstance(anchors, dict) else {str(a): str(a) for a in anchors}
+    for side, names, have in (("source", pairs.keys(), set(ys)), ("target", pairs.values(), set(yt))):
+        miss = sorted(set(names) - have)
+        if miss: raise ValueError(f"anchor type(s) {miss} are absent from the {side}'s {label_key!r} labels "
+                                  f"(it has: {sorted(have)[:12]}): name types present on both sides, or give a label_map")
+    la = np.array([pairs.get(x, "") for x in ys], dtype=object)
+    lb = np.array([x if x in set(pairs.values()) else "" for x in yt], dtype=object)
+    return la, lb
+
+def align(source: AnnData, target: AnnData, *, use_rep: str = "X_scn", method: str | None = None,
+          genes: str | pd.DataFrame | None = None, anchors: tuple | list | dict | None = None, seed: int = 0,
           key_added: str = "X_scn_aligned", restarts: int = 1, epochs: int | None = None, normalize: str | None | bool = True,
           refinement: int = 5, csls_k: int = 10, label_key: str = "cell_type", label_map: dict | str | None = None,
-          anchors: tuple | None = None, device: str = "cpu", show_progress: bool | None = None, copy: bool = False,
+          device: str = "cpu", show_progress: bool | None = None, copy: bool = False,
           **kwargs) -> AlignResult | tuple[AnnData, AnnData, AlignResult]:
     """Align `source.obsm[use_rep]` onto `target.obsm[use_rep]`; write both into `obsm[key_added]`.
 
-    `normalize=True` means 'center,renorm' for muse/procrustes/none and no normalisation for 'paper';
-    extra keyword arguments override the adversarial defaults (`PAPER_DEFAULTS` / `MUSE_DEFAULTS`).
+    `genes` ('symbols', an ortholog table as DataFrame / CSV path, or 'biomart' / 'hcop') and `anchors` (cell types
+    known in both, as a list or a source -> target dict; or explicit cell pairs `(i, j)`) choose the gene-seeded
+    recipe of `scnotebook.homology` (`method='seeded'`, the default when either is given; else 'muse').
+    `normalize=True` means 'center,renorm' for muse/procrustes/seeded/none and no normalisation for 'paper';
+    extra keyword arguments override the defaults (`PAPER_DEFAULTS`, `MUSE_DEFAULTS`, `SEEDED_DEFAULTS`).
     With `copy=True` the inputs are left alone and `(source, target, result)` is returned."""
+    if method is None: method = "seeded" if genes is not None or _type_anchors(anchors) else "muse"
     if method not in METHODS: raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
+    if genes is not None and method != "seeded":
+        raise ValueError(f"genes= is used by method='seeded' (the default when genes are given), not by method={method!r}")
+    if source is target: raise ValueError("source and target are the same AnnData: alignment needs two datasets")
     if restarts < 1: raise ValueError(f"restarts must be at least 1, got {restarts}")
     Xs, Xt = check_pair(source, target, use_rep)
     if normalize is True: normalize = None if method == "paper" else "center,renorm"
@@ -334,6 +364,44 @@ def align(source: AnnData, target: AnnData, *, use_rep: str = "X_scn", method: s
     params = dict(method=method, use_rep=use_rep, seed=seed, normalize=normalize or None, restarts=restarts)
     if method == "none":
         W = np.eye(Xs.shape[1], dtype=np.float32); crit = selection_criterion(Zs, Zt, csls_k, seed=seed)
+        rows.append({"seed": seed, "criterion": crit}); cands.append(W)
+    elif method == "seeded":
+        opts = dict(SEEDED_DEFAULTS); unknown = set(kwargs) - set(opts)
+        if unknown: raise TypeError(f"align() got unknown options {sorted(unknown)} for method='seeded'")
+        opts.update(kwargs)
+        if genes is None and anchors is None:
+            raise ValueError("method='seeded' needs a gene signal: genes='symbols', an ortholog table, or anchors= (cell types known in both)")
+        from scnotebook.homology import gene_pairs, shared_expression, gene_space, seeded_fit
+        Gs = Gt = seeds = alab = None
+        params.update(genes=genes if isinstance(genes, str) or genes is None else "table", **opts)
+        if genes is not None:
+            pairs = gene_pairs(source, target, genes, many=opts["many"], layer=opts["layer"])
+            Xs_sh, Xt_sh, feats = shared_expression(source, target, pairs, layer=opts["layer"])
+            Gs, Gt, ginfo = gene_space(Xs_sh, Xt_sh, n_top_genes=opts["n_top_genes"], n_comps=opts["gene_comps"],
+                                       harmony=opts["harmony"], seed=seed)
+            params.update(n_gene_pairs=int(len(pairs)), n_shared_features=int(len(feats)), **{f"gene_{k}": v for k, v in ginfo.items()})
+            if ginfo["n_variable"] < opts["min_genes"]:
+                log.warning(f"only {ginfo['n_variable']} shared genes vary (min_genes={opts['min_genes']}): too little gene "
+                            "signal to seed the alignment, so it falls back to the unsupervised MUSE recipe")
+                Gs = Gt = None; params["fallback"] = "muse"
+        if _type_anchors(anchors):
+            alab = _anchor_labels(source, target, anchors, label_key, label_map)
+            params.update(label_key=label_key, anchors=sorted(set(alab[1][alab[1] != ""])))
+        elif anchors is not None:
+            seeds = tuple(np.asarray(a, dtype=np.int64) for a in anchors); params["anchors"] = int(len(seeds[0]))
+        if Gs is None and alab is None and seeds is None:   # fallback: no usable signal
+            kw = {k: v for k, v in kwargs.items() if k in MUSE_DEFAULTS}
+            r = align(source, target, use_rep=use_rep, method="muse", seed=seed, key_added=key_added, restarts=restarts,
+                      epochs=epochs, normalize=normalize, refinement=refinement, csls_k=csls_k, device=device,
+                      show_progress=show_progress, copy=copy, **kw)
+            res = r[2] if copy else r
+            res.params.update(params)
+            return r
+        fit = seeded_fit(Zs, Zt, Gs, Gt, seeds=seeds, anchor_labels=alab, csls_k=csls_k, refinement=opts["refine_steps"],
+                         gene_weight=opts["gene_weight"], correct=opts["correct"], mnn_k=opts["mnn_k"],
+                         mnn_quantile=opts["mnn_quantile"], seed=seed)
+        W, crit, hist = fit["W"], fit["criterion"], fit["history"]; out_s, out_t = fit["source"], fit["target"]
+        params["n_seeds"] = int(len(fit["seeds"][0]))
         rows.append({"seed": seed, "criterion": crit}); cands.append(W)
     elif method == "procrustes":
         if anchors is not None:
@@ -382,8 +450,8 @@ def align(source: AnnData, target: AnnData, *, use_rep: str = "X_scn", method: s
     res = AlignResult(W=W, method=method, criterion=float(crit), seed=seed, source_norm=ns, target_norm=nt,
                       history=hist, restarts=pd.DataFrame(rows), candidates=cands, params=params)
     if copy: source, target = source.copy(), target.copy()
-    source.obsm[key_added] = Zs @ W.T
-    target.obsm[key_added] = Zt
+    source.obsm[key_added] = out_s if method == "seeded" else Zs @ W.T
+    target.obsm[key_added] = out_t if method == "seeded" else Zt
     info = {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}, "criterion": res.criterion,
             "key_added": key_added, "role": "source"}
     source.uns.setdefault("scnotebook", {})["align"] = {**info, "W": W}

@@ -13,8 +13,8 @@ import yaml
 from .core import RunDir, get_logger, load_json, save_h5ad, save_json, atomic_open
 
 # %% auto #0
-__all__ = ['ANY', 'DATASET_SCHEMA', 'SCHEMA', 'ConfigError', 'validate_config', 'apply_overrides', 'load_config', 'config_dir',
-           'resolve_config', 'Run']
+__all__ = ['ANY', 'DATASET_SCHEMA', 'SCHEMA', 'ALIGN_METHODS', 'ConfigError', 'validate_config', 'apply_overrides', 'load_config',
+           'config_dir', 'resolve_config', 'Run']
 
 # %% ../nbs/00a_config.ipynb #84f14327
 ANY = object()  # marker: any value allowed
@@ -54,7 +54,9 @@ SCHEMA = {
     "align": {
         "source": ((str, None), None),
         "target": ((str, None), None),
-        "method": ((str,), "muse"),
+        "method": ((str, None), None),        # None: 'seeded' when genes or anchors are given, else 'muse'
+        "genes": ((str, None), None),         # 'symbols', 'biomart', 'hcop', an ortholog table path, or None / 'none'
+        "anchors": ((list, dict, None), None),  # cell types known in both species (list, or source -> target dict)
         "restarts": ((int,), 3),
         "epochs": ((int,), 5),
         "use_rep": ((str,), "X_scn"),
@@ -124,6 +126,8 @@ def _validate_datasets(ds, key) -> dict:
     if not isinstance(ds, dict): raise ConfigError(f"config key '{key}' must be a mapping of name -> dataset")
     return {str(name): _validate(spec, DATASET_SCHEMA, f"{key}.{name}.") for name, spec in ds.items()}
 
+ALIGN_METHODS = ("muse", "paper", "procrustes", "seeded", "none")   # scnotebook.align.METHODS
+
 def validate_config(cfg: dict) -> dict:
     "Check `cfg` against `SCHEMA` and return a full copy with every default filled in."
     out = _validate(cfg or {}, SCHEMA, "")
@@ -132,6 +136,13 @@ def validate_config(cfg: dict) -> dict:
         v = out["align"][k]
         if v is not None and v not in names:
             raise ConfigError(f"config key 'align.{k}' names dataset {v!r}, which is not in datasets ({', '.join(names)})")
+    a = out["align"]
+    if a["method"] is not None and a["method"] not in ALIGN_METHODS:
+        raise ConfigError(f"config key 'align.method' is {a['method']!r}: expected one of {', '.join(ALIGN_METHODS)} (or null)")
+    if a["source"] is not None and a["source"] == a["target"]:
+        raise ConfigError(f"config keys 'align.source' and 'align.target' both name {a['source']!r}: alignment needs two datasets")
+    if a["method"] == "seeded" and a["genes"] in (None, "none") and not a["anchors"]:
+        raise ConfigError("config key 'align.method' is 'seeded' but neither 'align.genes' nor 'align.anchors' is set")
     td = out["evaluation"]["taxonomy_dataset"]
     if td is not None and td not in names:
         raise ConfigError(f"config key 'evaluation.taxonomy_dataset' names dataset {td!r}, which is not in datasets")
@@ -171,6 +182,14 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
         v = cfg["evaluation"][k]
         if isinstance(v, str) and v.endswith(".csv") and not Path(v).is_absolute():
             cfg["evaluation"][k] = str((path.parent / v).resolve())
+    g = cfg["align"]["genes"]
+    if isinstance(g, str) and g.lower() == "none": cfg["align"]["genes"] = g = None
+    if isinstance(g, str) and g not in ("symbols", "biomart", "hcop"):   # a table path, relative to the config
+        gp = Path(g).expanduser(); gp = gp if gp.is_absolute() else (path.parent / gp).resolve()
+        if not gp.is_file():
+            raise ConfigError(f"config key 'align.genes' is {g!r}: expected 'symbols', 'biomart', 'hcop', 'none' or the "
+                              f"path of an ortholog table, and {str(gp)!r} is not a file")
+        cfg["align"]["genes"] = str(gp)
     lm = cfg["evaluation"]["label_map"]
     if isinstance(lm, str) and not Path(lm).is_absolute() and (path.parent / lm).exists():
         cfg["evaluation"]["label_map"] = str((path.parent / lm).resolve())

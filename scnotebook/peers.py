@@ -17,8 +17,8 @@ from .align import align, rotated_pair, METHODS
 from .metrics import evaluate, label_transfer, resolve_label_map
 
 # %% auto #0
-__all__ = ['LABEL_METRICS', 'INTEGRATION_METRICS', 'DEFAULT_METHODS', 'species_pca', 'ortholog_pairs', 'ortholog_harmony',
-           'compare_methods', 'summarize', 'criterion_vs_accuracy', 'orthologs_for', 'baron_pair']
+__all__ = ['LABEL_METRICS', 'INTEGRATION_METRICS', 'DEFAULT_METHODS', 'SEEDED_ROWS', 'species_pca', 'ortholog_pairs',
+           'ortholog_harmony', 'compare_methods', 'summarize', 'criterion_vs_accuracy', 'orthologs_for', 'baron_pair']
 
 # %% ../nbs/09a_peers.ipynb #14671c81
 def _log_cp10k(adata: AnnData) -> AnnData:
@@ -91,7 +91,8 @@ def ortholog_harmony(source: AnnData, target: AnnData, orthologs: pd.DataFrame, 
 LABEL_METRICS = ["accuracy", "balanced_accuracy", "logreg_accuracy", "logreg_balanced_accuracy", "reverse_accuracy",
                  "knn_accuracy_all", "majority_accuracy", "max_reachable"]
 INTEGRATION_METRICS = ["ari", "nmi", "label_asw", "batch_asw", "graph_connectivity", "knn_mixing", "open_set_auc"]
-DEFAULT_METHODS = ("none", "paper", "muse", "muse_gw", "procrustes", "orthologs")
+DEFAULT_METHODS = ("none", "paper", "muse", "muse_gw", "procrustes", "symbols", "table", "orthologs")
+SEEDED_ROWS = {"symbols": "identical symbols", "table": "the ortholog table", "anchors": "anchor types"}  # align(method="seeded")
 
 def compare_methods(source: AnnData, target: AnnData, *, use_rep: str = "X_scn", label_key: str = "cell_type",
                     label_map: dict | str | None = None, methods: Sequence[str] = DEFAULT_METHODS, seeds: Sequence[int] = (0,),
@@ -100,18 +101,20 @@ def compare_methods(source: AnnData, target: AnnData, *, use_rep: str = "X_scn",
                     extra_reps: dict | None = None, device: str = "cpu", show_progress: bool | None = None) -> pd.DataFrame:
     "One row per (method, seed): the criterion, seconds and every metric of `scnotebook.metrics.evaluate`."
     log = get_logger("peers"); method_options = method_options or {}; rows = []
-    known = set(DEFAULT_METHODS) | {"none"}
+    known = set(DEFAULT_METHODS) | set(SEEDED_ROWS)
     for m in methods:
         if m not in known: raise ValueError(f"unknown method {m!r}: expected some of {sorted(known)}")
+    for m in ("orthologs", "table"):
+        if m in methods and orthologs is None:
+            log.warning(f"method {m!r} skipped: no ortholog table given"); methods = [x for x in methods if x != m]
+    if "anchors" in methods and not method_options.get("anchors", {}).get("anchors"):
+        raise ValueError("method 'anchors' needs method_options={'anchors': {'anchors': [cell types known in both]}}")
     if "orthologs" in methods:
-        if orthologs is None:
-            log.warning("method 'orthologs' skipped: no ortholog table given"); methods = [m for m in methods if m != "orthologs"]
-        else:
-            rs, rt = raw_source if raw_source is not None else source, raw_target if raw_target is not None else target
-            rs, rt = rs[rs.obs_names.isin(source.obs_names)], rt[rt.obs_names.isin(target.obs_names)]
-            if rs.n_obs != source.n_obs or rt.n_obs != target.n_obs:
-                log.warning("method 'orthologs' skipped: raw counts do not cover every cell"); methods = [m for m in methods if m != "orthologs"]
-            else: raw = (rs[source.obs_names], rt[target.obs_names])
+        rs, rt = raw_source if raw_source is not None else source, raw_target if raw_target is not None else target
+        rs, rt = rs[rs.obs_names.isin(source.obs_names)], rt[rt.obs_names.isin(target.obs_names)]
+        if rs.n_obs != source.n_obs or rt.n_obs != target.n_obs:
+            log.warning("method 'orthologs' skipped: raw counts do not cover every cell"); methods = [m for m in methods if m != "orthologs"]
+        else: raw = (rs[source.obs_names], rt[target.obs_names])
     ev = dict(label_key=label_key, label_map=label_map, k=k)
     jobs = [(m, s) for s in seeds for m in methods] + [(name, s) for s in seeds for name in (extra_reps or {})]
     for m, s in progress(jobs, desc="methods x seeds", disable=None if show_progress is None else not show_progress):
@@ -122,6 +125,13 @@ def compare_methods(source: AnnData, target: AnnData, *, use_rep: str = "X_scn",
             a, b = raw[0].copy(), raw[1].copy()
             ortholog_harmony(a, b, orthologs, seed=s, **method_options.get(m, {}))
             source.obsm["X_peer"], target.obsm["X_peer"] = a.obsm["X_ortho_harmony"], b.obsm["X_ortho_harmony"]; key = "X_peer"
+        elif m in SEEDED_ROWS:
+            opts = dict(method_options.get(m, {}))
+            if m == "symbols": opts.setdefault("genes", "symbols")
+            if m == "table": opts.setdefault("genes", orthologs)
+            r = align(source, target, use_rep=use_rep, method="seeded", seed=s, key_added="X_peer", label_key=label_key,
+                      label_map=label_map, show_progress=False, **opts)
+            row["criterion"] = r.criterion; key = "X_peer"
         else:
             opts = dict(method_options.get(m, {}))
             meth = "muse" if m == "muse_gw" else m

@@ -1,13 +1,16 @@
-"""Cross-species alignment on Baron human <-> mouse pancreas: every method side by side, over seeds.
+"""Cross-species alignment on Baron human <-> mouse pancreas: every method side by side, over seeds, both directions.
 
-Mouse (source) is aligned onto human (target). The ortholog-free methods start from per-species PCA-50
-embeddings (computed separately from each species' own genes: the stand-in for a per-species X_scn), or
-from an h5ad pair given with --source-h5ad/--target-h5ad and --use-rep. The ortholog peer uses the raw counts
-and the 1:1 ortholog table. Prints the comparison table (mean ± sd over seeds), the check of the unsupervised
-criterion across restarts, seconds and peak RSS.
+`--rep scn` (default): the paper's setting. Both species are preprocessed to the intense representation (1200
+PCs), one multitask Transformer (`small`, 20 epochs) is trained per seed, and its `X_scn` is aligned; the gene
+signal of the seeded rows comes from the preprocessed `.X`. `--rep pca`: per-species PCA-50 of the counts stands
+in for `X_scn` (no training; the setting of the earlier ortholog-free study). The ortholog peer always uses the raw
+counts and the 1:1 ortholog table. Prints the comparison table per direction (mean ± sd over seeds), then, with
+`--degrade`, accuracy against the number of shared genes kept (drawn at random) and its plot.
 
-    python bench/align_benchmark.py                     # full size: 5 seeds, 3 restarts, 3 epochs of 10,000 cells
-    python bench/align_benchmark.py --seeds 1 --quick   # a minute or two
+    python bench/align_benchmark.py                                   # 5 seeds, both directions, the fast rows
+    python bench/align_benchmark.py --methods none,paper,muse,procrustes,symbols,table,anchors,orthologs
+    python bench/align_benchmark.py --seeds 1 --degrade --plot bench/seeded_degradation.png
+    python bench/align_benchmark.py --rep pca --methods none,muse,procrustes,orthologs   # the earlier study
 """
 import argparse
 import os
@@ -20,56 +23,126 @@ import pandas as pd
 import torch
 
 from scnotebook.core import local_data, peak_rss_gb, seed_everything
-from scnotebook.peers import DEFAULT_METHODS, baron_pair, compare_methods, criterion_vs_accuracy, summarize
+from scnotebook.peers import baron_pair, compare_methods, criterion_vs_accuracy, summarize
 
 SHOW = ["criterion", "accuracy", "balanced_accuracy", "logreg_accuracy", "reverse_accuracy", "majority_accuracy",
         "max_reachable", "ari", "nmi", "label_asw", "batch_asw", "graph_connectivity", "knn_mixing", "open_set_auc", "seconds"]
+FAST = "none,procrustes,symbols,table,anchors,orthologs"
+ANCHORS = ["alpha", "beta", "ductal"]
+
+
+def scn_pair(seed: int, epochs: int, preprocessed=None):
+    "Baron mouse and human, preprocessed to X_intense (once) and embedded by a Transformer trained with `seed`."
+    from scnotebook.data import baron_pancreas
+    from scnotebook.preprocess import preprocess
+    from scnotebook.train import fit, embed
+    if preprocessed is None:
+        d = baron_pancreas(); raw = {n: a.copy() for n, a in d.items()}
+        for a in d.values(): preprocess(a, n_components=1200, min_cells_per_gene=5, seed=0)
+        preprocessed = (d, raw)
+    d, raw = preprocessed
+    model = fit(d, preset="small", epochs=epochs, seed=seed, device="cpu", sampling="balanced")
+    embed(model, d)
+    return d, raw, preprocessed
+
+
+def degrade(mouse, human, use_rep, counts=(None, 1000, 100, 20, 5, 0), draws=3, k=15):
+    "Accuracy of the symbols recipe when only n random shared symbols are kept (0: the unsupervised fallback)."
+    from scnotebook.align import align
+    from scnotebook.homology import symbol_pairs
+    from scnotebook.metrics import label_transfer
+    pairs = symbol_pairs(mouse.var_names, human.var_names); rows = []
+    for n in counts:
+        for d in range(1 if n is None else draws):
+            rng = np.random.default_rng(d)
+            sub = pairs if n is None else pairs.iloc[np.sort(rng.choice(len(pairs), n, replace=False))] if n else None
+            t0 = time.perf_counter()
+            kw = dict(genes=sub[["source", "target"]]) if sub is not None else dict(method="muse", restarts=3, epochs=5)
+            s, t, r = align(mouse, human, use_rep=use_rep, seed=d, copy=True, show_progress=False, **kw)
+            lt = label_transfer(s, t, use_rep="X_scn_aligned", label_map="baron", k=k, classifiers=("knn",))
+            rows.append({"genes": "all" if n is None else n, "n_genes": len(pairs) if n is None else n, "draw": d,
+                         "accuracy": lt["accuracy"], "balanced_accuracy": lt["balanced_accuracy"],
+                         "method": r.params.get("fallback") or r.method, "seconds": time.perf_counter() - t0})
+            print(f"  {rows[-1]}", flush=True)
+    return pd.DataFrame(rows)
+
+
+def plot_degradation(df, path, floor=None):
+    import matplotlib; matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    g = df.groupby("n_genes")[["accuracy", "balanced_accuracy"]].agg(["mean", "std"]).sort_index()
+    x = np.array(g.index, float); xs = np.where(x == 0, 1, x)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for c, lab in (("accuracy", "kNN accuracy"), ("balanced_accuracy", "balanced accuracy")):
+        ax.errorbar(xs, g[(c, "mean")], yerr=g[(c, "std")].fillna(0), marker="o", capsize=3, label=lab)
+    if floor is not None: ax.axhline(floor, ls="--", c="gray", lw=1, label="unsupervised (MUSE)")
+    ax.set_xscale("log"); ax.set_xlabel("shared gene symbols kept (0 plotted at 1: no genes, MUSE)")
+    ax.set_ylabel("mouse -> human label transfer"); ax.set_ylim(0, 1); ax.legend(loc="lower right"); ax.grid(alpha=.3)
+    ax.set_title("Gene-seeded alignment as the gene signal shrinks (Baron)")
+    fig.tight_layout(); fig.savefig(path, dpi=120); print(f"plot written to {path}")
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rep", choices=("scn", "pca"), default="scn")
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--train-epochs", type=int, default=20, help="Transformer epochs per seed (--rep scn)")
+    p.add_argument("--directions", default="mouse->human,human->mouse")
     p.add_argument("--restarts", type=int, default=3, help="restarts per seed for paper/muse/muse_gw")
-    p.add_argument("--epochs", type=int, default=3, help="adversarial epochs (muse); the paper method uses --paper-epochs")
-    p.add_argument("--epoch-size", type=int, default=10000)
+    p.add_argument("--epochs", type=int, default=5, help="adversarial epochs (muse); the paper method uses --paper-epochs")
     p.add_argument("--paper-epochs", type=int, default=50)
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS))
-    p.add_argument("--n-comps", type=int, default=50)
+    p.add_argument("--methods", default=FAST)
     p.add_argument("--k", type=int, default=15)
-    p.add_argument("--criterion-restarts", type=int, default=4, help="restarts per seed in the criterion check (0: skip)")
-    p.add_argument("--criterion-seeds", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="1 epoch of 4000 cells, 2 restarts")
+    p.add_argument("--degrade", action="store_true", help="accuracy against the number of shared genes kept (first seed)")
+    p.add_argument("--plot", default="bench/seeded_degradation.png")
+    p.add_argument("--criterion-restarts", type=int, default=0, help="restarts per seed in the MUSE criterion check (0: skip)")
     p.add_argument("--out", default=None, help="write the per-run rows to this CSV")
     a = p.parse_args(argv)
-    if a.quick: a.epochs, a.epoch_size, a.restarts, a.paper_epochs, a.criterion_restarts = 1, 4000, 2, 10, 3
     if local_data("baron_pancreas") is None:
         try:
             from scnotebook.data import baron_zip
             baron_zip()
         except Exception as e:
             print(f"skipped: Baron pancreas data not available ({e})"); return
-    torch.set_num_threads(1); seed_everything(0)
-    t0 = time.perf_counter()
-    mouse, human, orth = baron_pair(n_comps=a.n_comps)
-    print(f"data: mouse {mouse.n_obs} cells x {mouse.n_vars} genes, human {human.n_obs} x {human.n_vars}, "
-          f"{len(orth)} 1:1 orthologs; per-species PCA-{a.n_comps} in {time.perf_counter() - t0:.1f}s")
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1))); seed_everything(0)
+    from scnotebook.data import baron_orthologs
+    orth = baron_orthologs(); t0 = time.perf_counter()
     methods = [m for m in a.methods.split(",") if m]
-    opts = {"muse": {"epoch_size": a.epoch_size}, "muse_gw": {"epoch_size": a.epoch_size}, "paper": {"epochs": a.paper_epochs}}
-    t1 = time.perf_counter()
-    df = compare_methods(mouse, human, use_rep="X_pca_species", label_map="baron", methods=methods, seeds=range(a.seeds),
-                         k=a.k, epochs=a.epochs, restarts=a.restarts, orthologs=orth, method_options=opts)
-    print(f"\n## Mouse -> human, {a.seeds} seeds (mean ± sd), kNN k={a.k}; compare_methods {time.perf_counter() - t1:.0f}s\n")
-    print(summarize(df, SHOW, formatted=True).to_markdown())
+    opts = {"muse": {"epoch_size": 10000}, "muse_gw": {"epoch_size": 10000}, "paper": {"epochs": a.paper_epochs},
+            "anchors": {"anchors": ANCHORS}}
+    dirs = [tuple(d.split("->")) for d in a.directions.split(",")]
+    rows, pre, deg = [], None, None
+    for s in range(a.seeds):
+        t1 = time.perf_counter()
+        if a.rep == "scn":
+            d, raw, pre = scn_pair(s, a.train_epochs, pre); use_rep = "X_scn"
+        else:
+            if pre is None: mouse, human, _ = baron_pair(n_comps=50); pre = {"mouse": mouse, "human": human}
+            d, raw, use_rep = pre, pre, "X_pca_species"
+        print(f"seed {s}: {use_rep} ready in {time.perf_counter() - t1:.0f}s", flush=True)
+        for src, tgt in dirs:
+            df = compare_methods(d[src], d[tgt], use_rep=use_rep, label_map="baron", methods=methods, seeds=[s], k=a.k,
+                                 epochs=a.epochs, restarts=a.restarts, orthologs=orth, method_options=opts,
+                                 raw_source=raw[src], raw_target=raw[tgt])
+            df.insert(0, "direction", f"{src} -> {tgt}"); rows.append(df)
+            print(df[["direction", "method", "accuracy", "balanced_accuracy", "seconds"]].round(3).to_string(index=False), flush=True)
+        if a.degrade and s == 0:
+            print("\n## accuracy against the number of shared symbols kept (mouse -> human)", flush=True)
+            deg = degrade(d["mouse"], d["human"], use_rep, k=a.k)
+    df = pd.concat(rows, ignore_index=True)
+    for dname, g in df.groupby("direction", sort=False):
+        print(f"\n## {dname}, {a.seeds} seeds (mean ± sd), {use_rep}, kNN k={a.k}\n")
+        print(summarize(g.drop(columns="direction"), SHOW, formatted=True).to_markdown())
     if a.out: df.to_csv(a.out, index=False); print(f"rows written to {a.out}")
-    for m in [m for m in ("muse",) if m in methods]:
-        if a.criterion_restarts <= 0: break
-        t2 = time.perf_counter()
-        kw = dict(epochs=a.epochs, epoch_size=a.epoch_size) | ({"init": "gw"} if m == "muse_gw" else {})
-        cands, summ = criterion_vs_accuracy(mouse, human, use_rep="X_pca_species", label_map="baron", k=a.k,
-                                            seeds=range(a.criterion_seeds), restarts=a.criterion_restarts, **kw)
-        print(f"\n## Unsupervised criterion vs transfer accuracy across restarts ({m}, {a.criterion_seeds} seeds x "
-              f"{a.criterion_restarts} restarts, {time.perf_counter() - t2:.0f}s)\n")
-        print(cands.round(4).to_markdown(index=False))
+    if deg is not None:
+        print("\n## shared symbols kept -> mouse -> human accuracy (mean ± sd over draws)\n")
+        print(deg.groupby("genes", sort=False)[["accuracy", "balanced_accuracy", "seconds"]].agg(["mean", "std"]).round(3).to_markdown())
+        floor = deg.loc[deg.n_genes == 0, "accuracy"].mean() if (deg.n_genes == 0).any() else None
+        plot_degradation(deg, a.plot, floor)
+    if a.criterion_restarts > 0:
+        cands, summ = criterion_vs_accuracy(d["mouse"], d["human"], use_rep=use_rep, label_map="baron", k=a.k,
+                                            seeds=range(min(a.seeds, 3)), restarts=a.criterion_restarts, epochs=a.epochs,
+                                            epoch_size=10000)
         print("\n" + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summ.items()))
     print(f"\ntotal {time.perf_counter() - t0:.0f}s, peak RSS {peak_rss_gb():.2f} GiB")
 

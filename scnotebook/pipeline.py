@@ -114,7 +114,7 @@ def reproduce(config: str | os.PathLike | dict, out: str | os.PathLike, *, devic
 
 # %% ../nbs/11_pipeline.ipynb #01ad7d23
 METRICS_KEYS = ["schema_version", "config", "device", "versions", "timings", "datasets", "training", "alignment",
-                "label_transfer", "integration", "table1", "affinity_taxonomy", "stages"]
+                "label_transfer", "integration", "table1", "affinity_taxonomy", "cross_species", "stages"]
 
 def _affinity_taxonomy(m: dict) -> dict | None:
     out = {n: {k: d[k] for k in ("use_rep", "spearman", "p_value", "n_types") if k in d}
@@ -128,7 +128,8 @@ _FROM = {"datasets": ("01_data", lambda m: m),
          "label_transfer": ("09_metrics", lambda m: m.get("label_transfer")),
          "integration": ("09_metrics", lambda m: m.get("integration")),
          "table1": ("08_baselines", lambda m: m.get("table1")),
-         "affinity_taxonomy": ("06_affinity", _affinity_taxonomy)}
+         "affinity_taxonomy": ("06_affinity", _affinity_taxonomy),
+         "cross_species": ("06_affinity", lambda m: {k: v for k, v in (m.get("cross_species") or {}).items() if k != "types"} or None)}
 
 def gather_metrics(run: Run, stages: list[str] | None = None) -> dict:
     "Collect every stage's metrics into the `metrics.json` schema and write it atomically."

@@ -1,5 +1,9 @@
 """Cross-species alignment on Baron human <-> mouse pancreas: every method side by side, over seeds, both directions.
 
+Rows: `symbols`, `table` (the built-in BioMart human <-> mouse table, one-to-many rows summed) and `anchors`
+(alpha, beta and ductal known in both, no genes) are the gene-seeded recipe of `scnotebook.homology`; `orthologs`
+is the peer (1:1 orthologs + HVG + z-score + PCA + Harmony); `procrustes` the supervised bound.
+
 `--rep scn` (default): the paper's setting. Both species are preprocessed to the intense representation (1200
 PCs), one multitask Transformer (`small`, 20 epochs) is trained per seed, and its `X_scn` is aligned; the gene
 signal of the seeded rows comes from the preprocessed `.X`. `--rep pca`: per-species PCA-50 of the counts stands
@@ -121,7 +125,7 @@ def main(argv=None):
             d, raw, use_rep = pre, pre, "X_pca_species"
         print(f"seed {s}: {use_rep} ready in {time.perf_counter() - t1:.0f}s", flush=True)
         for src, tgt in dirs:
-            df = compare_methods(d[src], d[tgt], use_rep=use_rep, label_map="baron", methods=methods, seeds=[s], k=a.k,
+            df = compare_methods(d[src], d[tgt], use_rep=use_rep, label_map="baron", methods=methods, seeds=[s], k=a.k, gene_table="biomart",
                                  epochs=a.epochs, restarts=a.restarts, orthologs=orth, method_options=opts,
                                  raw_source=raw[src], raw_target=raw[tgt])
             df.insert(0, "direction", f"{src} -> {tgt}"); rows.append(df)

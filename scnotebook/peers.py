@@ -98,14 +98,19 @@ def compare_methods(source: AnnData, target: AnnData, *, use_rep: str = "X_scn",
                     label_map: dict | str | None = None, methods: Sequence[str] = DEFAULT_METHODS, seeds: Sequence[int] = (0,),
                     k: int = 15, epochs: int | None = None, restarts: int = 1, method_options: dict | None = None,
                     orthologs: pd.DataFrame | None = None, raw_source: AnnData | None = None, raw_target: AnnData | None = None,
-                    extra_reps: dict | None = None, device: str = "cpu", show_progress: bool | None = None) -> pd.DataFrame:
-    "One row per (method, seed): the criterion, seconds and every metric of `scnotebook.metrics.evaluate`."
+                    extra_reps: dict | None = None, gene_table=None, device: str = "cpu",
+                    show_progress: bool | None = None) -> pd.DataFrame:
+    """One row per (method, seed): the criterion, seconds and every metric of `scnotebook.metrics.evaluate`.
+
+    Row 'table' is the seeded recipe fed `gene_table` (a table or a built-in name such as 'biomart'; default: `orthologs`),
+    row 'orthologs' the peer fed `orthologs` (1:1 pairs), row 'symbols' the seeded recipe on identical symbols."""
+    gene_table = orthologs if gene_table is None else gene_table
     log = get_logger("peers"); method_options = method_options or {}; rows = []
     known = set(DEFAULT_METHODS) | set(SEEDED_ROWS)
     for m in methods:
         if m not in known: raise ValueError(f"unknown method {m!r}: expected some of {sorted(known)}")
-    for m in ("orthologs", "table"):
-        if m in methods and orthologs is None:
+    for m, tab in (("orthologs", orthologs), ("table", gene_table)):
+        if m in methods and tab is None:
             log.warning(f"method {m!r} skipped: no ortholog table given"); methods = [x for x in methods if x != m]
     if "anchors" in methods and not method_options.get("anchors", {}).get("anchors"):
         raise ValueError("method 'anchors' needs method_options={'anchors': {'anchors': [cell types known in both]}}")
@@ -128,7 +133,7 @@ def compare_methods(source: AnnData, target: AnnData, *, use_rep: str = "X_scn",
         elif m in SEEDED_ROWS:
             opts = dict(method_options.get(m, {}))
             if m == "symbols": opts.setdefault("genes", "symbols")
-            if m == "table": opts.setdefault("genes", orthologs)
+            if m == "table": opts.setdefault("genes", gene_table)
             r = align(source, target, use_rep=use_rep, method="seeded", seed=s, key_added="X_peer", label_key=label_key,
                       label_map=label_map, show_progress=False, **opts)
             row["criterion"] = r.criterion; key = "X_peer"

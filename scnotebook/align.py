@@ -393,12 +393,12 @@ def align(source: AnnData, target: AnnData, *, use_rep: str = "X_scn", method: s
         elif anchors is not None:
             seeds = tuple(np.asarray(a, dtype=np.int64) for a in anchors); params["anchors"] = int(len(seeds[0]))
         if Gs is None and alab is None and seeds is None:   # fallback: no usable signal
-            kw = {k: v for k, v in kwargs.items() if k in MUSE_DEFAULTS}
             r = align(source, target, use_rep=use_rep, method="muse", seed=seed, key_added=key_added, restarts=restarts,
                       epochs=epochs, normalize=normalize, refinement=refinement, csls_k=csls_k, device=device,
-                      show_progress=show_progress, copy=copy, **kw)
+                      show_progress=show_progress, copy=copy)
             res = r[2] if copy else r
-            res.params.update(params)
+            res.params.update({k: v for k, v in params.items() if k != "method"})   # the signal that was too weak
+            for a in ((r[0], r[1]) if copy else (source, target)): a.uns["scnotebook"]["align"]["fallback"] = "muse"
             return r
         fit = seeded_fit(Zs, Zt, Gs, Gt, seeds=seeds, anchor_labels=alab, csls_k=csls_k, refinement=opts["refine_steps"],
                          gene_weight=opts["gene_weight"], correct=opts["correct"], mnn_k=opts["mnn_k"],

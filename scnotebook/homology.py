@@ -13,17 +13,13 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .core import get_logger
-from .align import csls_nn, mutual_csls_pairs, procrustes, selection_criterion
+from .align import mutual_csls_pairs, procrustes, selection_criterion
 
 # %% auto #0
-__all__ = ['log', 'TABLES', 'check_gene_names', 'symbol_pairs', 'ortholog_table', 'read_orthologs', 'table_pairs',
-           'log_expression', 'gene_pairs', 'shared_expression', 'gene_space', 'seed_pairs', 'mnn_correct',
-           'anchor_pairs', 'seeded_fit']
+__all__ = ['TABLES', 'check_gene_names', 'symbol_pairs', 'ortholog_table', 'read_orthologs', 'table_pairs', 'log_expression',
+           'gene_pairs', 'shared_expression', 'gene_space', 'seed_pairs', 'mnn_correct', 'anchor_pairs', 'seeded_fit']
 
 # %% ../nbs/05a_homology.ipynb #b41cf819
-log = get_logger("homology")
-
 def check_gene_names(genes: Sequence, what: str = "adata") -> pd.Index:
     "The gene names as a string Index; an error naming the duplicates when a name appears twice."
     g = pd.Index(np.asarray(genes).astype(str))

@@ -81,3 +81,11 @@ def test_bad_input_says_what_to_do():
         align(s3, s3, genes="symbols")
     with pytest.raises(ValueError, match="unknown ortholog table"):
         ortholog_table("ensembl")
+
+
+def test_too_few_genes_fall_back_to_muse(caplog):
+    s, t = _toy(["Abc", "Def", "Ghi"], ["ABC", "DEF", "GHI"])
+    s2, t2, r = align(s, t, genes="symbols", epochs=1, copy=True, show_progress=False)
+    assert r.method == "muse" and r.params["fallback"] == "muse" and r.params["genes"] == "symbols"
+    assert s2.uns["scnotebook"]["align"]["fallback"] == "muse" and "X_scn_aligned" in t2.obsm
+    assert "falls back to the unsupervised MUSE recipe" in caplog.text

@@ -11,27 +11,16 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .core import get_logger, obsm_matrix, progress, save_figure, atomic_open
+from .core import get_logger, default_rep, obsm_matrix, progress, save_figure, atomic_open
 
 # %% auto #0
-__all__ = ['log', 'NORMALIZE', 'OPEN_SET_RULES', 'get_rep', 'get_labels', 'check_taxonomy', 'taxonomy_distance', 'type_samples',
-           'sliced_w1', 'wasserstein_affinity', 'affinity_agreement', 'taxonomy_order', 'plot_affinity',
-           'write_affinity', 'read_affinity', 'load_taxonomy', 'cross_affinity', 'score_cross_affinity',
-           'cross_affinity_summary', 'plot_cross_affinity', 'pipeline_label_key', 'drop_small_types',
-           'run_affinity_stage']
+__all__ = ['log', 'NORMALIZE', 'OPEN_SET_RULES', 'get_labels', 'check_taxonomy', 'taxonomy_distance', 'type_samples', 'sliced_w1',
+           'wasserstein_affinity', 'affinity_agreement', 'taxonomy_order', 'plot_affinity', 'write_affinity',
+           'read_affinity', 'load_taxonomy', 'cross_affinity', 'score_cross_affinity', 'cross_affinity_summary',
+           'plot_cross_affinity', 'drop_small_types', 'cross_markdown']
 
 # %% ../nbs/06_affinity.ipynb #938f719d
 log = get_logger("affinity")
-
-def get_rep(adata, use_rep: str | None = None, *, candidates: Sequence[str] = ("X_scn", "X_intense", "X_pca")) -> tuple[str, np.ndarray]:
-    "The name and dense float array of embedding `use_rep` (None: the first of `candidates` present)."
-    if use_rep is None:
-        use_rep = next((k for k in candidates if k in adata.obsm), None)
-        if use_rep is None:
-            raise KeyError(f"no embedding given and none of {list(candidates)} is in adata.obsm "
-                           f"(present: {list(adata.obsm.keys())})")
-    X = obsm_matrix(adata, use_rep, dtype=np.float64)
-    return use_rep, X
 
 def get_labels(adata, label_key: str, *, min_cells: int = 2, what: str = "adata") -> pd.Series:
     "Cell-type labels of every cell as strings; errors for a missing key, missing labels or types with < `min_cells` cells."
@@ -164,7 +153,7 @@ def wasserstein_affinity(adata, *, use_rep: str | None = None, label_key: str = 
     Returns a symmetric DataFrame (index = columns = sorted cell types) with a zero diagonal; parameters are recorded
     in `adata.uns['scnotebook']['affinity'][use_rep]`."""
     max_cells = _check_method(method, max_cells, backend)
-    use_rep, X = get_rep(adata, use_rep)
+    use_rep = default_rep(adata, use_rep); X = obsm_matrix(adata, use_rep, dtype=np.float64)
     lab = get_labels(adata, label_key, min_cells=min_cells)
     S = type_samples(X, lab, max_cells=max_cells, seed=seed, normalize=normalize)
     types = list(S); n = len(types)
@@ -430,18 +419,13 @@ def plot_cross_affinity(D: pd.DataFrame, source_taxonomy: pd.DataFrame | None = 
     return fig
 
 # %% ../nbs/06_affinity.ipynb #9d535b3e
-def pipeline_label_key(adata, cfg: dict, name: str) -> str:
-    "The label column of a pipeline dataset: `cell_type` (written by 01_data) or the configured `label_key`."
-    if "cell_type" in adata.obs: return "cell_type"
-    return cfg["datasets"][name].get("label_key", "cell_type")
-
 def drop_small_types(adata, label_key: str, min_cells: int = 2):
     "A view without the cell types that have fewer than `min_cells` cells (and the names dropped)."
     vc = adata.obs[label_key].astype(str).value_counts()
     small = list(vc.index[vc < min_cells])
     return (adata[~adata.obs[label_key].astype(str).isin(small)] if small else adata), small
 
-def _cross_markdown(scores: pd.DataFrame, summary: dict, D: pd.DataFrame) -> str:
+def cross_markdown(scores: pd.DataFrame, summary: dict, D: pd.DataFrame) -> str:
     "The stage's short Markdown table: every target type, its nearest source type, the partner's rank and the flag."
     src, tgt = D.attrs.get("source_species", "source"), D.attrs.get("target_species", "target")
     s = scores.xs("target", level="side").sort_values(["has_partner", "nearest_distance"], ascending=[False, True])
@@ -458,91 +442,3 @@ def _cross_markdown(scores: pd.DataFrame, summary: dict, D: pd.DataFrame) -> str
                      f"{r.open_set_score:.2f} | {'**yes**' if r.open_set else ''} |")
     return "\n".join(lines) + "\n"
 
-def _records(df: pd.DataFrame) -> list[dict]:
-    return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in df.to_dict("records")]
-
-def _cross_species_stage(run, out: Path, formats: Sequence[str], *, align_stage: str = "05_align",
-                         use_rep: str = "X_scn_aligned") -> dict:
-    "The cross-species part of the affinity stage: `05_align`'s source and target types compared in `use_rep`."
-    from scnotebook.metrics import label_map_for
-    import matplotlib.pyplot as plt
-    cfg, ev = run.config, run.config["evaluation"]
-    am = run.metrics(align_stage)
-    if am is None or not {"source", "target"} <= set(am):
-        reason = f"{align_stage} has not run (no {align_stage}/metrics.json naming source and target): no shared space"
-        log.info(f"cross-species affinity skipped: {reason}"); return {"skipped": reason}
-    src, tgt = am["source"], am["target"]
-    adatas = run.read_adatas(align_stage, required=False)
-    missing = [n for n in (src, tgt) if n not in adatas or use_rep not in adatas[n].obsm]
-    if missing:
-        reason = f"{align_stage} wrote no obsm[{use_rep!r}] for {missing}"
-        log.info(f"cross-species affinity skipped: {reason}"); return {"skipped": reason}
-    keys = {n: pipeline_label_key(adatas[n], cfg, n) for n in (src, tgt)}
-    S, T = (drop_small_types(adatas[n], keys[n])[0] for n in (src, tgt))
-    lm = label_map_for(cfg, src, tgt)
-    D = cross_affinity(S, T, use_rep=use_rep, label_key=keys[src], target_label_key=keys[tgt], label_map=lm,
-                       method=ev["affinity_method"], max_cells=ev["affinity_max_cells"], normalize=ev["affinity_normalize"],
-                       n_projections=ev["affinity_projections"], seed=cfg["seed"])
-    D.attrs.update(source_species=src, target_species=tgt)
-    # the open-set rule that measured best on the seeded default alignment (Baron: acinar and epsilon flagged, no shared
-    # type flagged; 'median' flagged endothelial and missed epsilon): nearest cross-species distance against the
-    # distance to the nearest other type of the same species, both in the shared space
-    from scnotebook.metrics import harmonize_labels
-    within = {}
-    for n, a in ((src, S), (tgt, T)):
-        a = a.copy(); a.obs["_type"] = harmonize_labels(a.obs[keys[n]], lm)
-        within[n] = wasserstein_affinity(a, use_rep=use_rep, label_key="_type", method=ev["affinity_method"],
-                                         max_cells=ev["affinity_max_cells"], normalize=ev["affinity_normalize"],
-                                         n_projections=ev["affinity_projections"], seed=cfg["seed"])
-    scores = score_cross_affinity(D, rule="within", within_source=within[src], within_target=within[tgt])
-    summary = cross_affinity_summary(scores, "target")
-    write_affinity(D, out / "cross_affinity.csv")
-    with atomic_open(out / "cross_affinity.md", "w", encoding="utf-8") as f: f.write(_cross_markdown(scores, summary, D))
-    tax = None
-    if ev.get("taxonomy") is not None:
-        try: tax = load_taxonomy(ev["taxonomy"])
-        except (ValueError, KeyError, FileNotFoundError) as e: log.info(f"cross-species heatmap without taxonomy order: {e}")
-    for fmt in formats:
-        plot_cross_affinity(D, tax, tax, scores=scores, path=out / f"cross_affinity.{fmt}",
-                            title=f"{src} -> {tgt}: Wasserstein distance between cell types ({use_rep})")
-    plt.close("all")
-    log.info(f"cross-species {src} -> {tgt}: partner nearest for {summary['n_partner_nearest']}/{summary['n_shared']} shared "
-             f"{tgt} types, flagged without partner: {summary['open_set_flagged']}")
-    return {"source": src, "target": tgt, "use_rep": use_rep, "label_map": lm if not isinstance(lm, dict) else "custom",
-            **{k: v for k, v in summary.items() if k != "side"},
-            "source_side": {k: v for k, v in cross_affinity_summary(scores, "source").items() if k != "side"},
-            "types": _records(scores.reset_index())}
-
-def run_affinity_stage(run_dir, *, in_stage: str = "04_train", out_stage: str = "06_affinity") -> dict:
-    "Pipeline stage: affinity matrices, heatmaps and taxonomy agreement of every dataset in `run_dir`, and across species."
-    import matplotlib.pyplot as plt
-    from scnotebook.config import Run
-    run = Run(run_dir); cfg = run.config; ev = cfg["evaluation"]
-    formats = cfg.get("figures", {}).get("formats", ["png"]) or ["png"]
-    adatas = run.read_adatas(in_stage); out = run.stage(out_stage)
-    metrics = {"method": ev["affinity_method"], "max_cells": ev["affinity_max_cells"],
-               "normalize": ev["affinity_normalize"], "n_projections": ev["affinity_projections"], "datasets": {}}
-    for name, a in adatas.items():
-        rep = "X_scn" if "X_scn" in a.obsm else "X_intense"
-        key = pipeline_label_key(a, cfg, name)
-        a, dropped = drop_small_types(a, key)
-        A = wasserstein_affinity(a, use_rep=rep, label_key=key, method=ev["affinity_method"],
-                                 max_cells=ev["affinity_max_cells"], normalize=ev["affinity_normalize"],
-                                 n_projections=ev["affinity_projections"], seed=cfg["seed"])
-        write_affinity(A, out / f"affinity_{name}.csv")
-        m = {"use_rep": rep, "n_types": len(A), "dropped_types": dropped}
-        tax = None
-        if ev["taxonomy"] is not None and ev["taxonomy_dataset"] == name:
-            tax = load_taxonomy(ev["taxonomy"])
-            try: m.update(affinity_agreement(A, tax, seed=cfg["seed"]))
-            except ValueError as e: m["agreement_skipped"] = str(e); tax = None
-        else: m["agreement_skipped"] = "no taxonomy configured for this dataset"
-        for fmt in formats:
-            fig = plot_affinity(A, tax, title=f"{name}: Wasserstein affinity ({rep})", path=out / f"affinity_{name}.{fmt}")
-        plt.close("all")
-        metrics["datasets"][name] = m
-        log.info(f"{name}: affinity of {len(A)} types on {rep}" + (f", spearman {m['spearman']:.3f} (p={m['p_value']:.3g})" if "spearman" in m else ""))
-    del adatas
-    metrics["cross_species"] = _cross_species_stage(run, out, formats)
-    run.save_metrics(out_stage, metrics)
-    return metrics

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from anndata import AnnData
 
-from .core import get_device, get_logger, obsm_matrix, progress, seed_everything
+from .core import cpu_threads, get_device, get_logger, obsm_matrix, progress, seed_everything
 
 # %% auto #0
 __all__ = ['METHODS', 'PAPER_DEFAULTS', 'MUSE_DEFAULTS', 'SEEDED_DEFAULTS', 'rotated_pair', 'check_pair', 'Normalizer',
@@ -180,57 +180,44 @@ def adversarial_fit(Xs: np.ndarray, Xt: np.ndarray, *, epochs: int = 5, epoch_si
     The steps are tiny matrix products, for which one CPU thread is several times faster than many
     (`num_threads`, restored afterwards; None leaves torch's setting alone)."""
     if epochs < 1: raise ValueError(f"epochs must be at least 1, got {epochs}")
-    old_threads = torch.get_num_threads()
-    if num_threads and get_device(device).type == "cpu": torch.set_num_threads(num_threads)
-    try:
-        return _adversarial_fit(Xs, Xt, epochs=epochs, epoch_size=epoch_size, batch_size=batch_size, lr=lr,
-                                optimizer=optimizer, dis_lr=dis_lr, dis_steps=dis_steps, dis_hidden=dis_hidden,
-                                dis_layers=dis_layers, dis_input_dropout=dis_input_dropout, label_smoothing=label_smoothing,
-                                init=init, orthogonalize=orthogonalize, lr_decay=lr_decay, lr_shrink=lr_shrink, min_lr=min_lr,
-                                sampling=sampling, n_clusters=n_clusters, csls_k=csls_k, seed=seed, device=device,
-                                show_progress=show_progress)
-    finally: torch.set_num_threads(old_threads)
-
-def _adversarial_fit(Xs, Xt, *, epochs, epoch_size, batch_size, lr, optimizer, dis_lr, dis_steps, dis_hidden, dis_layers,
-                     dis_input_dropout, label_smoothing, init, orthogonalize, lr_decay, lr_shrink, min_lr, sampling,
-                     n_clusters, csls_k, seed, device, show_progress):
-    if batch_size < 1 or epoch_size < 1: raise ValueError(f"batch_size and epoch_size must be positive, got {batch_size}, {epoch_size}")
-    seed_everything(seed); rng = np.random.default_rng(seed); dev = get_device(device); d = Xs.shape[1]
-    G = LinearMap(d, init).to(dev)
-    D = Discriminator(d, dis_hidden, dis_layers, dis_input_dropout).to(dev)
-    opt = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}.get(optimizer)
-    if opt is None: raise ValueError(f"unknown optimizer {optimizer!r}: use 'sgd' or 'adam'")
-    optG, optD = opt(G.parameters(), lr=lr), opt(D.parameters(), lr=dis_lr or lr)
-    Xs_t, Xt_t = torch.from_numpy(Xs).to(dev), torch.from_numpy(Xt).to(dev)
-    draw_s, draw_t = _sampler(Xs, rng, sampling, n_clusters), _sampler(Xt, rng, sampling, n_clusters)
-    s = label_smoothing; b = batch_size
-    y_dis = torch.cat([torch.full((b,), s), torch.full((b,), 1 - s)]).to(dev)      # eq. (9): Wx -> 0, y -> 1
-    y_gen = 1 - y_dis                                                              # eq. (10): Wx -> 1, y -> 0
-    bce = nn.BCEWithLogitsLoss()
-    steps = max(1, math.ceil(epoch_size / batch_size))
-    best, best_W, hist = -np.inf, G.W.weight.detach().cpu().numpy().copy(), []
-    for ep in progress(range(epochs), desc="adversarial epochs", disable=None if show_progress is None else not show_progress, leave=False):
-        dl, gl = [], []
-        for _ in range(steps):
-            D.train()
-            for _ in range(dis_steps):
-                with torch.no_grad(): x = torch.cat([G(Xs_t[draw_s(b)]), Xt_t[draw_t(b)]])
-                loss = bce(D(x), y_dis); optD.zero_grad(); loss.backward(); optD.step(); dl.append(loss.item())
-            D.eval()
-            x = torch.cat([G(Xs_t[draw_s(b)]), Xt_t[draw_t(b)]])
-            loss = bce(D(x), y_gen); optG.zero_grad(); loss.backward(); optG.step(); gl.append(loss.item())
-            if orthogonalize: G.orthogonalize(orthogonalize)
-        W = G.W.weight.detach().cpu().numpy().copy()
-        crit = selection_criterion(Xs @ W.T, Xt, csls_k, seed=seed)
-        hist.append({"epoch": ep, "criterion": crit, "dis_loss": float(np.mean(dl)), "map_loss": float(np.mean(gl)),
-                     "lr": optG.param_groups[0]["lr"]})
-        if crit > best: best, best_W = crit, W
-        elif lr_shrink < 1:
+    with cpu_threads(num_threads if get_device(device).type == "cpu" else None):
+        if batch_size < 1 or epoch_size < 1: raise ValueError(f"batch_size and epoch_size must be positive, got {batch_size}, {epoch_size}")
+        seed_everything(seed); rng = np.random.default_rng(seed); dev = get_device(device); d = Xs.shape[1]
+        G = LinearMap(d, init).to(dev)
+        D = Discriminator(d, dis_hidden, dis_layers, dis_input_dropout).to(dev)
+        opt = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}.get(optimizer)
+        if opt is None: raise ValueError(f"unknown optimizer {optimizer!r}: use 'sgd' or 'adam'")
+        optG, optD = opt(G.parameters(), lr=lr), opt(D.parameters(), lr=dis_lr or lr)
+        Xs_t, Xt_t = torch.from_numpy(Xs).to(dev), torch.from_numpy(Xt).to(dev)
+        draw_s, draw_t = _sampler(Xs, rng, sampling, n_clusters), _sampler(Xt, rng, sampling, n_clusters)
+        s = label_smoothing; b = batch_size
+        y_dis = torch.cat([torch.full((b,), s), torch.full((b,), 1 - s)]).to(dev)      # eq. (9): Wx -> 0, y -> 1
+        y_gen = 1 - y_dis                                                              # eq. (10): Wx -> 1, y -> 0
+        bce = nn.BCEWithLogitsLoss()
+        steps = max(1, math.ceil(epoch_size / batch_size))
+        best, best_W, hist = -np.inf, G.W.weight.detach().cpu().numpy().copy(), []
+        for ep in progress(range(epochs), desc="adversarial epochs", disable=None if show_progress is None else not show_progress, leave=False):
+            dl, gl = [], []
+            for _ in range(steps):
+                D.train()
+                for _ in range(dis_steps):
+                    with torch.no_grad(): x = torch.cat([G(Xs_t[draw_s(b)]), Xt_t[draw_t(b)]])
+                    loss = bce(D(x), y_dis); optD.zero_grad(); loss.backward(); optD.step(); dl.append(loss.item())
+                D.eval()
+                x = torch.cat([G(Xs_t[draw_s(b)]), Xt_t[draw_t(b)]])
+                loss = bce(D(x), y_gen); optG.zero_grad(); loss.backward(); optG.step(); gl.append(loss.item())
+                if orthogonalize: G.orthogonalize(orthogonalize)
+            W = G.W.weight.detach().cpu().numpy().copy()
+            crit = selection_criterion(Xs @ W.T, Xt, csls_k, seed=seed)
+            hist.append({"epoch": ep, "criterion": crit, "dis_loss": float(np.mean(dl)), "map_loss": float(np.mean(gl)),
+                         "lr": optG.param_groups[0]["lr"]})
+            if crit > best: best, best_W = crit, W
+            elif lr_shrink < 1:
+                for o in (optG, optD):
+                    for g in o.param_groups: g["lr"] *= lr_shrink
             for o in (optG, optD):
-                for g in o.param_groups: g["lr"] *= lr_shrink
-        for o in (optG, optD):
-            for g in o.param_groups: g["lr"] = max(g["lr"] * lr_decay, min_lr)
-    return best_W, float(best), pd.DataFrame(hist)
+                for g in o.param_groups: g["lr"] = max(g["lr"] * lr_decay, min_lr)
+        return best_W, float(best), pd.DataFrame(hist)
 
 # %% ../nbs/05_align.ipynb #bcf041e0
 def gw_init(Xs: np.ndarray, Xt: np.ndarray, *, n_cells: int = 500, dims: int = 10, n_init: int = 3,
@@ -305,6 +292,8 @@ class AlignResult:
     restarts: pd.DataFrame = field(default_factory=pd.DataFrame)
     candidates: list = field(default_factory=list)
     params: dict = field(default_factory=dict)
+    source: AnnData | None = None     # with `copy=True`: the aligned copies of the inputs
+    target: AnnData | None = None
     def transform(self, X: np.ndarray, side: str = "source") -> np.ndarray:
         "Map new cells of the source (or bring new target cells into the shared space)."
         if self.method == "seeded":
@@ -317,11 +306,6 @@ class AlignResult:
         return (f"AlignResult(method={self.method!r}, dim={self.W.shape[0]}, criterion={self.criterion:.4f}, "
                 f"seed={self.seed}, restarts={len(self.restarts)})")
 
-def _labels(adata, label_key, label_map, what):
-    if label_key not in adata.obs: raise KeyError(f"{what}.obs has no label column {label_key!r} (needed by method='procrustes')")
-    from scnotebook.metrics import harmonize_labels
-    return harmonize_labels(adata.obs[label_key], label_map)
-
 def _type_anchors(anchors) -> bool:
     "Anchors given as cell types (a list of names, or a dict source type -> target type), not as cell pairs."
     return anchors is not None and (isinstance(anchors, dict) or (isinstance(anchors, (list, tuple, set)) and len(anchors) > 0
@@ -329,7 +313,8 @@ def _type_anchors(anchors) -> bool:
 
 def _anchor_labels(source, target, anchors, label_key, label_map):
     "Per-cell anchor type ('' for cells of other types) on both sides, in the target's names."
-    ys, yt = _labels(source, label_key, label_map, "source"), _labels(target, label_key, label_map, "target")
+    from scnotebook.metrics import labels_of
+    ys, yt = labels_of(source, label_key, label_map, "source"), labels_of(target, label_key, label_map, "target")
     pairs = {str(k): str(v) for k, v in anchors.items()} if isinstance(anchors, dict) else {str(a): str(a) for a in anchors}
     for side, names, have in (("source", pairs.keys(), set(ys)), ("target", pairs.values(), set(yt))):
         miss = sorted(set(names) - have)
@@ -344,7 +329,7 @@ def align(source: AnnData, target: AnnData, *, use_rep: str = "X_scn", method: s
           key_added: str = "X_scn_aligned", restarts: int = 1, epochs: int | None = None, normalize: str | None | bool = True,
           refinement: int = 5, csls_k: int = 10, label_key: str = "cell_type", label_map: dict | str | None = None,
           device: str = "cpu", show_progress: bool | None = None, copy: bool = False,
-          **kwargs) -> AlignResult | tuple[AnnData, AnnData, AlignResult]:
+          **kwargs) -> AlignResult:
     """Align `source.obsm[use_rep]` onto `target.obsm[use_rep]`; write both into `obsm[key_added]`.
 
     `genes` ('symbols', an ortholog table as DataFrame / CSV path, or 'biomart' / 'hcop') and `anchors` (cell types
@@ -352,7 +337,9 @@ def align(source: AnnData, target: AnnData, *, use_rep: str = "X_scn", method: s
     recipe of `scnotebook.homology` (`method='seeded'`, the default when either is given; else 'muse').
     `normalize=True` means 'center,renorm' for muse/procrustes/seeded/none and no normalisation for 'paper';
     extra keyword arguments override the defaults (`PAPER_DEFAULTS`, `MUSE_DEFAULTS`, `SEEDED_DEFAULTS`).
-    With `copy=True` the inputs are left alone and `(source, target, result)` is returned."""
+    The parameters are recorded in `uns['scnotebook'][key_added]` of both objects (so a second alignment under another
+    `key_added` keeps the first one's record). With `copy=True` the inputs are left alone and the aligned copies are
+    `result.source` and `result.target`."""
     if method is None: method = "seeded" if genes is not None or _type_anchors(anchors) else "muse"
     if method not in METHODS: raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
     if genes is not None and method != "seeded":
@@ -396,9 +383,8 @@ def align(source: AnnData, target: AnnData, *, use_rep: str = "X_scn", method: s
             r = align(source, target, use_rep=use_rep, method="muse", seed=seed, key_added=key_added, restarts=restarts,
                       epochs=epochs, normalize=normalize, refinement=refinement, csls_k=csls_k, device=device,
                       show_progress=show_progress, copy=copy)
-            res = r[2] if copy else r
-            res.params.update({k: v for k, v in params.items() if k != "method"})   # the signal that was too weak
-            for a in ((r[0], r[1]) if copy else (source, target)): a.uns["scnotebook"]["align"]["fallback"] = "muse"
+            r.params.update({k: v for k, v in params.items() if k != "method"})   # the signal that was too weak
+            for a in ((r.source, r.target) if copy else (source, target)): a.uns["scnotebook"][key_added]["fallback"] = "muse"
             return r
         fit = seeded_fit(Zs, Zt, Gs, Gt, seeds=seeds, anchor_labels=alab, csls_k=csls_k, refinement=opts["refine_steps"],
                          gene_weight=opts["gene_weight"], correct=opts["correct"], mnn_k=opts["mnn_k"],
@@ -411,8 +397,9 @@ def align(source: AnnData, target: AnnData, *, use_rep: str = "X_scn", method: s
             i, j = (np.asarray(a, dtype=np.int64) for a in anchors)
             A, B, w = Zs[i], Zt[j], None; params["anchors"] = int(len(i))
         else:
-            A, B, names, w = centroid_anchors(Zs, Zt, _labels(source, label_key, label_map, "source"),
-                                              _labels(target, label_key, label_map, "target"))
+            from scnotebook.metrics import labels_of
+            A, B, names, w = centroid_anchors(Zs, Zt, labels_of(source, label_key, label_map, "source"),
+                                              labels_of(target, label_key, label_map, "target"))
             params.update(label_key=label_key, anchors=names)
         W = procrustes(A, B, w); crit = selection_criterion(Zs @ W.T, Zt, csls_k, seed=seed)
         rows.append({"seed": seed, "criterion": crit}); cands.append(W)
@@ -457,6 +444,7 @@ def align(source: AnnData, target: AnnData, *, use_rep: str = "X_scn", method: s
     target.obsm[key_added] = out_t if method == "seeded" else Zt
     info = {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}, "criterion": res.criterion,
             "key_added": key_added, "role": "source"}
-    source.uns.setdefault("scnotebook", {})["align"] = {**info, "W": W}
-    target.uns.setdefault("scnotebook", {})["align"] = {**info, "role": "target"}
-    return (source, target, res) if copy else res
+    source.uns.setdefault("scnotebook", {})[key_added] = {**info, "W": W}
+    target.uns.setdefault("scnotebook", {})[key_added] = {**info, "role": "target"}
+    if copy: res.source, res.target = source, target
+    return res

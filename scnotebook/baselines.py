@@ -12,12 +12,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .core import get_device, get_logger, progress, seed_everything, atomic_open
-from .affinity import get_rep
+from .core import default_rep, get_device, get_logger, obsm_matrix, progress, seed_everything, atomic_open
 
 # %% auto #0
 __all__ = ['log', 'BASELINES', 'DEFAULT_COMPONENTS', 'DEFAULT_HIDDEN', 'mlp', 'Autoencoder', 'VAE', 'mmd', 'Saucie', 'fit_module',
-           'embed_module', 'embed_baseline', 'run_baselines_stage']
+           'embed_module', 'embed_baseline']
 
 # %% ../nbs/08_baselines.ipynb #335c6a40
 log = get_logger("baselines")
@@ -152,7 +151,7 @@ def embed_baseline(adata, method: str, *, use_rep: str = "X_intense", key_added:
     if m not in BASELINES: raise ValueError(f"unknown baseline {method!r}: expected one of {sorted(BASELINES)}")
     m = "ae" if m == "autoencoder" else m
     if copy: adata = adata.copy()
-    use_rep, X = get_rep(adata, use_rep)
+    use_rep = default_rep(adata, use_rep); X = obsm_matrix(adata, use_rep, dtype=np.float64)
     if len(X) < 3: raise ValueError(f"need at least 3 cells to fit a baseline, got {len(X)}")
     key = key_added or BASELINES[m]
     k = n_components or DEFAULT_COMPONENTS[m]
@@ -187,31 +186,3 @@ def embed_baseline(adata, method: str, *, use_rep: str = "X_intense", key_added:
     adata.obsm[key] = np.asarray(E, np.float32)
     adata.uns.setdefault("scnotebook", {}).setdefault("baselines", {})[key] = {k_: v for k_, v in info.items() if v is not None}
     return adata
-
-# %% ../nbs/08_baselines.ipynb #5e3b915e
-def run_baselines_stage(run_dir, *, out_stage: str = "08_baselines") -> dict:
-    "Pipeline stage: baselines for every dataset and Table 1 for the taxonomy dataset."
-    from scnotebook.config import Run
-    from scnotebook.affinity import load_taxonomy, pipeline_label_key, drop_small_types
-    from scnotebook.taxonomy import table1, write_table1
-    run = Run(run_dir); cfg = run.config; ev, bl = cfg["evaluation"], cfg["baselines"]
-    in_stage = "05_align" if (run.path / "05_align").is_dir() else "04_train"
-    adatas = run.read_adatas(in_stage)
-    metrics = {"input_stage": in_stage, "methods": list(bl["methods"]), "datasets": {}}
-    for name, a in adatas.items():
-        for meth in bl["methods"]:
-            embed_baseline(a, meth, use_rep="X_intense", seed=cfg["seed"], epochs=bl["epochs"], device=cfg.get("device", "cpu"))
-        metrics["datasets"][name] = {"embeddings": sorted(a.obsm.keys())}
-    run.write_adatas(out_stage, adatas)
-    name, spec = ev["taxonomy_dataset"], ev["taxonomy"]
-    if name is None or spec is None:
-        metrics["table1_skipped"] = "no taxonomy configured (evaluation.taxonomy and evaluation.taxonomy_dataset)"
-    else:
-        a = adatas[name]; key = pipeline_label_key(a, cfg, name)
-        a, dropped = drop_small_types(a, key)
-        df = table1(a, label_key=key, taxonomy=load_taxonomy(spec), n_bootstrap=ev["bootstrap"], seed=cfg["seed"])
-        write_table1(df, run.stage(out_stage) / "table1", title=f"Table 1 on {name}")
-        metrics["table1"] = {"dataset": name, "dropped_types": dropped, "rows": df.reset_index().to_dict(orient="records")}
-    if "X_scn" not in next(iter(adatas.values())).obsm: metrics["note"] = "no X_scn in the input stage: Table 1 has no Transformer row"
-    run.save_metrics(out_stage, metrics)
-    return metrics

@@ -14,7 +14,7 @@ import pandas as pd
 from .core import get_logger, obsm_matrix, save_figure, seed_everything
 
 # %% auto #0
-__all__ = ['FIG3_PANELS', 'paper_umap', 'figure3', 'save_figures', 'figure4', 'figure5', 'run_figures_stage']
+__all__ = ['FIG3_PANELS', 'paper_umap', 'figure3', 'save_figures', 'figure4', 'figure5']
 
 # %% ../nbs/10_figures.ipynb #3a2a4d8d
 def paper_umap(X: np.ndarray, *, n_pcs: int = 50, n_umap: int = 10, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
@@ -31,12 +31,14 @@ def paper_umap(X: np.ndarray, *, n_pcs: int = 50, n_umap: int = 10, n_neighbors:
     return u.fit_transform(Z)[:, :2]
 
 # %% ../nbs/10_figures.ipynb #5853064e
-def _stack(adatas: Mapping, use_rep: str, label_key: str):
+def _stack(adatas: Mapping, use_rep: str, label_key: str, label_map: dict | str | None = None):
+    "Every dataset's `use_rep` stacked, with its labels (harmonised through `label_map`) and dataset names; None if one lacks it."
+    from scnotebook.metrics import harmonize_labels
     Xs, labels, ds = [], [], []
     for name, a in adatas.items():
         if use_rep not in a.obsm: return None
-        Xs.append(np.asarray(a.obsm[use_rep], dtype=np.float32))
-        labels.append(a.obs[label_key].astype(str).to_numpy() if label_key in a.obs else np.full(a.n_obs, "?"))
+        Xs.append(obsm_matrix(a, use_rep, what=f"adatas[{name!r}]"))
+        labels.append(harmonize_labels(a.obs[label_key], label_map) if label_key in a.obs else np.full(a.n_obs, "?"))
         ds.append(np.full(a.n_obs, name))
     dims = {x.shape[1] for x in Xs}
     if len(dims) > 1: raise ValueError(f"obsm[{use_rep!r}] has different dimensions across datasets ({sorted(dims)}): cannot stack")
@@ -57,13 +59,16 @@ FIG3_PANELS = {"a": ("X_scn", "Transformer"), "b": ("X_pca", "PCA"), "c": ("X_sa
                "d": ("X_scn_aligned", "Transformer, aligned")}
 
 def figure3(adatas: Mapping, *, panels: Mapping[str, tuple[str, str]] | None = None, label_key: str = "cell_type",
-            seed: int = 0, save: str | os.PathLike | None = None, formats: Sequence[str] = ("png", "pdf")):
-    "Fig. 3: one row per embedding (a: Transformer, b: PCA, c: SAUCIE, d: aligned), coloured by cell type and by dataset."
+            label_map: dict | str | None = None, seed: int = 0, save: str | os.PathLike | None = None, formats: Sequence[str] = ("png", "pdf")):
+    """Fig. 3: one row per embedding (a: Transformer, b: PCA, c: SAUCIE, d: aligned), coloured by cell type and by dataset.
+
+    `label_map` (a dict or a built-in name such as 'baron', see `scnotebook.metrics.harmonize_labels`) gives a type the
+    same name, and colour, in every species."""
     import matplotlib.pyplot as plt
     panels = dict(panels or FIG3_PANELS)
     fig, axes = plt.subplots(len(panels), 2, figsize=(11, 4 * len(panels)), squeeze=False)
     for (tag, (rep, title)), row in zip(panels.items(), axes):
-        st = _stack(adatas, rep, label_key)
+        st = _stack(adatas, rep, label_key, label_map)
         if st is None:
             for ax in row: ax.axis("off")
             row[0].text(0.5, 0.5, f"({tag}) {title}: obsm['{rep}'] not computed", ha="center", va="center", transform=row[0].transAxes)
@@ -98,40 +103,3 @@ def figure5(affinity: pd.DataFrame, taxonomy: pd.DataFrame | None = None, *, tit
     fig = plot_affinity(affinity, taxonomy, title=title or "Figure 5: Wasserstein affinity between cell types")
     if save is not None: save_figures(fig, save, formats)
     return fig
-
-# %% ../nbs/10_figures.ipynb #76ad5742
-def run_figures_stage(run_dir, *, out_stage: str = "10_figures") -> dict:
-    "Draw every figure of a pipeline run; return the stage's metrics (the files written)."
-    import matplotlib.pyplot as plt
-    from scnotebook.config import Run
-    from scnotebook.affinity import read_affinity, load_taxonomy, drop_small_types
-    run = Run(run_dir); cfg = run.config; ev = cfg["evaluation"]
-    fmts = cfg["figures"]["formats"]; out = run.stage(out_stage); written = {}
-    src, adatas = run.latest_adatas(["04_train", "05_align", "08_baselines"])
-    label_key = "cell_type"
-    if cfg["figures"]["umap"]:
-        fig = figure3(adatas, label_key=label_key, seed=cfg["seed"], save=out / "figure3", formats=fmts)
-        written["figure3"] = [f"figure3.{f}" for f in fmts]; plt.close(fig)
-    tax = load_taxonomy(ev["taxonomy"]) if ev["taxonomy"] else None
-    tds = ev["taxonomy_dataset"]
-    if tax is not None and tds in adatas:
-        a = adatas[tds]
-        a = a[a.obs[label_key].astype(str).isin(tax.index.astype(str))].copy()
-        a, dropped = drop_small_types(a, label_key)  # a type needs two cells for a mean worth drawing
-        for rep in ("X_scn", "X_pca"):
-            if rep in a.obsm:
-                try:
-                    fig = figure4(a, use_rep=rep, label_key=label_key, taxonomy=tax, save=out / f"figure4_{tds}_{rep}", formats=fmts)
-                    written[f"figure4_{tds}_{rep}"] = [f"figure4_{tds}_{rep}.{f}" for f in fmts]; plt.close(fig)
-                except ValueError as e:
-                    written[f"figure4_{tds}_{rep}"] = f"skipped: {e}"
-    for name in adatas:
-        p = run.path / "06_affinity" / f"affinity_{name}.csv"
-        if p.exists():
-            aff = read_affinity(p)
-            t = tax.loc[[i for i in aff.index if i in tax.index]] if (tax is not None and name == tds and set(aff.index) <= set(tax.index)) else None
-            fig = figure5(aff, t, title=f"Figure 5: Wasserstein affinity ({name})", save=out / f"figure5_{name}", formats=fmts)
-            written[f"figure5_{name}"] = [f"figure5_{name}.{f}" for f in fmts]; plt.close(fig)
-    metrics = {"source_stage": src, "figures": written}
-    run.save_metrics(out_stage, metrics)
-    return metrics

@@ -13,7 +13,7 @@ from anndata import AnnData
 from .core import get_logger, obsm_matrix
 
 # %% auto #0
-__all__ = ['BARON_LABEL_MAP', 'LABEL_MAPS', 'resolve_label_map', 'label_map_for', 'harmonize_labels', 'shared_types',
+__all__ = ['BARON_LABEL_MAP', 'LABEL_MAPS', 'resolve_label_map', 'harmonize_labels', 'shared_types', 'labels_of',
            'balanced_accuracy', 'label_transfer', 'integration_metrics', 'open_set_auc', 'evaluate']
 
 # %% ../nbs/09_metrics.ipynb #6279cb79
@@ -29,13 +29,6 @@ def resolve_label_map(label_map: dict | str | None) -> dict:
     if not isinstance(label_map, dict): raise TypeError(f"label_map must be a dict, a built-in name or None, got {type(label_map).__name__}")
     return {str(k): str(v) for k, v in label_map.items()}
 
-def label_map_for(cfg: dict, source_name: str, target_name: str) -> dict | str | None:
-    "`evaluation.label_map` of a pipeline config; when unset and the pair is Baron human/mouse, the built-in 'baron' map."
-    lm = cfg.get("evaluation", {}).get("label_map")
-    if lm is None and {cfg["datasets"][n].get("source") for n in (source_name, target_name)} == {"baron_human", "baron_mouse"}:
-        return "baron"
-    return lm
-
 def harmonize_labels(labels: Sequence, label_map: dict | str | None = None) -> np.ndarray:
     "Labels as strings, renamed through `label_map` (unmapped names unchanged)."
     m = resolve_label_map(label_map)
@@ -47,7 +40,8 @@ def shared_types(source_labels: Sequence, target_labels: Sequence) -> dict:
     return {"shared": sorted(s & t), "source_only": sorted(s - t), "target_only": sorted(t - s)}
 
 # %% ../nbs/09_metrics.ipynb #4d5d9f65
-def _labels_of(adata, label_key, label_map, what):
+def labels_of(adata, label_key: str, label_map: dict | str | None = None, what: str = "adata") -> np.ndarray:
+    "The harmonised labels of `adata.obs[label_key]`, or an error naming the object and its columns."
     if label_key not in adata.obs: raise KeyError(f"{what}.obs has no label column {label_key!r} (has: {list(adata.obs.columns)})")
     return harmonize_labels(adata.obs[label_key], label_map)
 
@@ -67,7 +61,7 @@ def label_transfer(source: AnnData, target: AnnData, *, use_rep: str, label_key:
     if Xs.shape[1] != Xt.shape[1]:
         raise ValueError(f"source.obsm[{use_rep!r}] has {Xs.shape[1]} dimensions but the target's has {Xt.shape[1]}: "
                          "label transfer needs both species in one space (align them first)")
-    ys, yt = _labels_of(source, label_key, label_map, "source"), _labels_of(target, label_key, label_map, "target")
+    ys, yt = labels_of(source, label_key, label_map, "source"), labels_of(target, label_key, label_map, "target")
     types = shared_types(ys, yt)
     if not types["shared"]:
         raise ValueError(f"source and target share no {label_key!r} label (source: {sorted(set(ys))[:8]}, target: "
@@ -107,7 +101,7 @@ def integration_metrics(source: AnnData, target: AnnData, *, use_rep: str, label
     from scipy.sparse.csgraph import connected_components
     Xs, Xt = obsm_matrix(source, use_rep, what="source"), obsm_matrix(target, target_rep or use_rep, what="target")
     if Xs.shape[1] != Xt.shape[1]: raise ValueError(f"source and target embeddings differ in dimension ({Xs.shape[1]} vs {Xt.shape[1]})")
-    ys, yt = _labels_of(source, label_key, label_map, "source"), _labels_of(target, label_key, label_map, "target")
+    ys, yt = labels_of(source, label_key, label_map, "source"), labels_of(target, label_key, label_map, "target")
     X = np.vstack([Xs, Xt]); y = np.concatenate([ys, yt]); batch = np.r_[np.zeros(len(Xs), int), np.ones(len(Xt), int)]
     rng = np.random.default_rng(seed)
     if len(X) > max_cells:
@@ -149,7 +143,7 @@ def open_set_auc(source: AnnData, target: AnnData, *, use_rep: str, label_key: s
     from sklearn.neighbors import NearestNeighbors
     from sklearn.metrics import roc_auc_score
     Xs, Xt = obsm_matrix(source, use_rep, what="source"), obsm_matrix(target, target_rep or use_rep, what="target")
-    ys, yt = _labels_of(source, label_key, label_map, "source"), _labels_of(target, label_key, label_map, "target")
+    ys, yt = labels_of(source, label_key, label_map, "source"), labels_of(target, label_key, label_map, "target")
     types = shared_types(ys, yt); out = {}
     for name, (A, ya, B) in {"target": (Xt, yt, Xs), "source": (Xs, ys, Xt)}.items():
         pos = ~np.isin(ya, types["shared"])

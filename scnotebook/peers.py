@@ -18,7 +18,7 @@ from .metrics import evaluate, label_transfer, resolve_label_map
 
 # %% auto #0
 __all__ = ['LABEL_METRICS', 'INTEGRATION_METRICS', 'DEFAULT_METHODS', 'SEEDED_ROWS', 'species_pca', 'ortholog_pairs',
-           'ortholog_harmony', 'compare_methods', 'summarize', 'criterion_vs_accuracy', 'orthologs_for', 'baron_pair']
+           'ortholog_harmony', 'compare_methods', 'summarize', 'criterion_vs_accuracy', 'baron_pair']
 
 # %% ../nbs/09a_peers.ipynb #14671c81
 def _log_cp10k(adata: AnnData) -> AnnData:
@@ -193,17 +193,6 @@ def criterion_vs_accuracy(source: AnnData, target: AnnData, *, use_rep: str = "X
     return df, summary
 
 # %% ../nbs/09a_peers.ipynb #0fcd11e3
-def orthologs_for(cfg: dict, source_name: str, target_name: str) -> pd.DataFrame | None:
-    "The ortholog table for a configured pair when there is one (the Baron pair: the shipped 1:1 table), else None."
-    srcs = {cfg["datasets"][n].get("source") for n in (source_name, target_name)}
-    if srcs == {"baron_human", "baron_mouse"}:
-        try:
-            from scnotebook.data import baron_orthologs
-            return baron_orthologs()
-        except Exception as e:  # offline without a local copy
-            get_logger("peers").warning(f"no ortholog table: {e}"); return None
-    return None
-
 def baron_pair(*, n_comps: int = 50, max_cells: int | None = None, seed: int = 0) -> tuple[AnnData, AnnData, pd.DataFrame]:
     "Baron mouse (source) and human (target) with per-species PCA in `obsm['X_pca_species']`, and the 1:1 orthologs."
     from scnotebook.data import baron_pancreas, baron_orthologs, subsample

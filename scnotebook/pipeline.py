@@ -8,11 +8,12 @@ import json, os, shutil, sys, time
 from pathlib import Path
 
 from .core import atomic_open, atomic_path, get_device, device_kind, get_logger, load_json, save_json, versions
-from .config import Run, load_config, resolve_config, validate_config
+from .config import load_config, resolve_config, validate_config
+from .stages import Run
 
 # %% auto #0
-__all__ = ['STAGES', 'METRICS_KEYS', 'notebooks_dir', 'StageError', 'run_stage', 'reproduce', 'gather_metrics', 'write_report',
-           'main']
+__all__ = ['STAGES', 'METRICS_KEYS', 'notebooks_dir', 'StageError', 'stage_notebook', 'run_stage', 'reproduce', 'gather_metrics',
+           'write_report', 'main']
 
 # %% ../nbs/11_pipeline.ipynb #b7d07504
 STAGES = ["01_data", "02_preprocess", "04_train", "05_align", "06_affinity", "07_taxonomy",
@@ -40,6 +41,17 @@ def _quiet_kernel_args(kernel_name: str) -> list[str]:
     except Exception: return []
     return ["--IPKernelApp.log_level=ERROR"] if any("ipykernel" in a for a in argv) else []
 
+def stage_notebook(path: str | os.PathLike):
+    "The cells of notebook `path` that a pipeline run executes: title, `parameters` and `stage`-tagged cells (else all)."
+    import nbformat
+    nb = nbformat.read(str(path), as_version=4)
+    tags = [set(c.get("metadata", {}).get("tags", [])) for c in nb.cells]
+    if not any("stage" in t for t in tags): return nb
+    keep = [c for i, (c, t) in enumerate(zip(nb.cells, tags))
+            if "stage" in t or "parameters" in t or (i == 0 and c.cell_type == "markdown")]
+    nb.cells = keep
+    return nb
+
 def run_stage(stage: str, run: Run, *, nbs: Path | None = None, parameters: dict | None = None,
               kernel_name: str = "python3", timeout: int | None = None) -> float:
     "Execute notebook `<nbs>/<stage>.ipynb` with papermill against `run`; return its wall time in seconds."
@@ -55,7 +67,7 @@ def run_stage(stage: str, run: Run, *, nbs: Path | None = None, parameters: dict
     env_before = os.environ.get("SCNOTEBOOK_PROGRESS")
     os.environ["SCNOTEBOOK_PROGRESS"] = "0"  # stage progress bars would only fill the executed notebook
     try:
-        pm.execute_notebook(str(src), str(out), parameters=params, kernel_name=kernel_name, cwd=str(nbs),
+        pm.execute_notebook(stage_notebook(src), str(out), parameters=params, kernel_name=kernel_name, cwd=str(nbs),
                             progress_bar=False, log_output=False, execution_timeout=timeout,
                             extra_arguments=_quiet_kernel_args(kernel_name))
     except PapermillExecutionError as e:
@@ -85,7 +97,7 @@ def reproduce(config: str | os.PathLike | dict, out: str | os.PathLike, *, devic
     if old.exists() and not force:
         prev = Run(out, create=False).config
         if prev != cfg:
-            diff = sorted(k for k in set(prev) | set(cfg) if prev.get(k) != cfg.get(k))
+            diff = sorted(k for k in cfg if prev[k] != cfg[k])   # both validated: the same keys
             raise ValueError(f"run folder {out} holds a run with another configuration (differs in: {', '.join(diff)}); "
                              "use another --out, or --force to start it again")
     todo = list(stages or cfg["stages"] or STAGES)
@@ -97,7 +109,6 @@ def reproduce(config: str | os.PathLike | dict, out: str | os.PathLike, *, devic
             run.clear_done(st)
             shutil.rmtree(run.path / st, ignore_errors=True)
     for p in run.sweep_partial(): _emit(f"removed a partial file left by an interrupted run: {p}", quiet)
-    params = {"device": cfg["device"], "seed": cfg["seed"]}
     _emit(f"scnotebook reproduce: config {cfg['name']!r}, {len(todo)} stages, device {cfg['device']}, run folder {run.path}", quiet)
     t_all = time.perf_counter()
     for i, st in enumerate(todo, 1):
@@ -105,7 +116,7 @@ def reproduce(config: str | os.PathLike | dict, out: str | os.PathLike, *, devic
             _emit(f"[{i}/{len(todo)}] {st:<14} skipped (finished in an earlier run, {run.done_info(st)['seconds']:.1f}s)", quiet)
             continue
         _emit(f"[{i}/{len(todo)}] {st:<14} running ...", quiet)
-        secs = run_stage(st, run, nbs=Path(nbs) if nbs else None, parameters=params, kernel_name=kernel_name)
+        secs = run_stage(st, run, nbs=Path(nbs) if nbs else None, kernel_name=kernel_name)
         run.mark_done(st, seconds=round(secs, 2))
         _emit(f"[{i}/{len(todo)}] {st:<14} done in {secs:.1f}s", quiet)
     report = write_report(run, stages=todo)

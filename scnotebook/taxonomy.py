@@ -11,20 +11,20 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .core import get_logger, progress, save_figure, atomic_open
-from .affinity import get_rep, get_labels, check_taxonomy, taxonomy_distance, taxonomy_order, load_taxonomy, pipeline_label_key, drop_small_types
+from .core import get_logger, default_rep, obsm_matrix, progress, save_figure, atomic_open
+from .affinity import get_labels, check_taxonomy, taxonomy_distance, taxonomy_order
 
 # %% auto #0
-__all__ = ['log', 'LINKAGE_METHOD', 'LINKAGE_METRIC', 'PAPER_TABLE1', 'cell_type_means', 'cluster_means', 'match_accuracy',
-           'level_scores', 'cophenetic_agreement', 'taxonomy_accuracy', 'plot_taxonomy_tree', 'table1',
-           'table1_markdown', 'write_table1', 'taxonomy_metrics_frame', 'run_taxonomy_stage']
+__all__ = ['log', 'LINKAGE_METHOD', 'LINKAGE_METRIC', 'PAPER_TABLE1', 'TABLE1_ROWS', 'cell_type_means', 'cluster_means',
+           'match_accuracy', 'level_scores', 'cophenetic_agreement', 'taxonomy_accuracy', 'plot_taxonomy_tree',
+           'table1', 'table1_markdown', 'write_table1', 'taxonomy_metrics_frame']
 
 # %% ../nbs/07_taxonomy.ipynb #c2c9308f
 log = get_logger("taxonomy")
 
 def cell_type_means(adata, *, use_rep: str | None = None, label_key: str = "cell_type", min_cells: int = 2) -> pd.DataFrame:
     "Mean embedding vector of every cell type (index: sorted types, columns: embedding dims)."
-    use_rep, X = get_rep(adata, use_rep)
+    use_rep = default_rep(adata, use_rep); X = obsm_matrix(adata, use_rep, dtype=np.float64)
     lab = get_labels(adata, label_key, min_cells=min_cells)
     codes, types = pd.factorize(lab, sort=True)
     sums = np.zeros((len(types), X.shape[1])); np.add.at(sums, codes, X)
@@ -85,7 +85,7 @@ def taxonomy_accuracy(adata, *, use_rep: str | None = None, label_key: str = "ce
     Returns {'levels': {level name: {'level', 'accuracy', 'n_correct', 'n_types', 'n_groups', 'ari', 'fm'
     (+ '_lo'/'_hi' with bootstrap)}}, 'cophenetic', 'n_types', 'types', 'linkage', 'use_rep', 'method', 'metric',
     'n_bootstrap', 'ci'}. Levels are ordered as in the paper, coarsest first (level 1)."""
-    use_rep, X = get_rep(adata, use_rep)
+    use_rep = default_rep(adata, use_rep); X = obsm_matrix(adata, use_rep, dtype=np.float64)
     lab = get_labels(adata, label_key, min_cells=min_cells)
     tax = check_taxonomy(taxonomy, lab)                         # sorted types present, errors on missing/non-nesting
     codes, types = pd.factorize(lab, sort=True)
@@ -156,23 +156,20 @@ PAPER_TABLE1 = pd.DataFrame({"L1 accuracy (%)": [66.7, 80.0, 86.7], "L2 accuracy
                             index=pd.Index(["SAUCIE (paper)", "PCA (paper)", "Transformer (paper)"], name="embedding"))
 PAPER_TABLE1.attrs["note"] = "Mouse Brain Atlas, 15 cell types, every value k/15"
 
-def _reps(adata, use_reps) -> dict:
-    if use_reps is None:
-        names = {"X_scn": "Transformer", "X_scn_aligned": "Transformer (aligned)", "X_pca": "PCA", "X_saucie": "SAUCIE",
-                 "X_ae": "Autoencoder", "X_vae": "VAE", "X_intense": "intense (PCA 1200)"}
-        use_reps = {v: k for k, v in names.items() if k in adata.obsm}
-    elif not isinstance(use_reps, Mapping): use_reps = {r: r for r in use_reps}
-    missing = [k for k in use_reps.values() if k not in adata.obsm]
-    if missing: raise KeyError(f"embedding(s) {missing} are not in adata.obsm (present: {list(adata.obsm.keys())})")
-    if not use_reps: raise ValueError("no embeddings to score")
-    return dict(use_reps)
+TABLE1_ROWS = {"X_scn": "Transformer", "X_scn_aligned": "Transformer (aligned)", "X_pca": "PCA", "X_saucie": "SAUCIE",
+               "X_ae": "Autoencoder", "X_vae": "VAE", "X_intense": "intense (PCA 1200)"}   # obsm key -> row name
 
 def table1(adata, *, use_reps: Sequence[str] | Mapping[str, str] | None = None, label_key: str = "cell_type",
            taxonomy: pd.DataFrame, n_bootstrap: int = 100, ci: float = 0.95, seed: int = 0,
            method: str = LINKAGE_METHOD, metric: str = LINKAGE_METRIC, show_progress: bool | None = None) -> pd.DataFrame:
     """Table 1 for several embeddings: one row per embedding (`use_reps`: list of obsm keys or {row name: key};
     None: every known embedding present). Accuracy in %, ARI / FM / cophenetic in [0, 1], `lo`/`hi` = bootstrap CI."""
-    reps = _reps(adata, use_reps)
+    if use_reps is None: use_reps = {v: k for k, v in TABLE1_ROWS.items() if k in adata.obsm}
+    elif not isinstance(use_reps, Mapping): use_reps = {r: r for r in use_reps}
+    missing = [k for k in use_reps.values() if k not in adata.obsm]
+    if missing: raise KeyError(f"embedding(s) {missing} are not in adata.obsm (present: {list(adata.obsm.keys())})")
+    if not use_reps: raise ValueError(f"no embeddings to score: none of {list(TABLE1_ROWS)} is in adata.obsm")
+    reps = dict(use_reps)
     rows, level_names = {}, None
     for name, key in reps.items():
         r = taxonomy_accuracy(adata, use_rep=key, label_key=label_key, taxonomy=taxonomy, method=method, metric=metric,
@@ -240,31 +237,3 @@ def taxonomy_metrics_frame(res: dict) -> pd.DataFrame:
     df["cophenetic"] = res["cophenetic"]; df["use_rep"] = res["use_rep"]
     return df
 
-def _jsonable(res: dict) -> dict:
-    return {k: v for k, v in res.items() if k not in ("linkage",)}
-
-def run_taxonomy_stage(run_dir, *, in_stage: str = "04_train", out_stage: str = "07_taxonomy") -> dict:
-    "Pipeline stage: taxonomy accuracy of X_scn for the configured taxonomy dataset."
-    import matplotlib.pyplot as plt
-    from scnotebook.config import Run
-    run = Run(run_dir); cfg = run.config; ev = cfg["evaluation"]
-    out = run.stage(out_stage)
-    name, spec = ev["taxonomy_dataset"], ev["taxonomy"]
-    if name is None or spec is None:
-        reason = "no taxonomy configured (evaluation.taxonomy and evaluation.taxonomy_dataset)"
-        log.info(f"07_taxonomy skipped: {reason}")
-        run.save_metrics(out_stage, {"skipped": reason}); return {"skipped": reason}
-    a = run.read_adatas(in_stage)[name]
-    rep = "X_scn" if "X_scn" in a.obsm else "X_intense"
-    key = pipeline_label_key(a, cfg, name)
-    a, dropped = drop_small_types(a, key)
-    tax = load_taxonomy(spec)
-    res = taxonomy_accuracy(a, use_rep=rep, label_key=key, taxonomy=tax, n_bootstrap=ev["bootstrap"], seed=cfg["seed"])
-    with atomic_open(out / "taxonomy.csv", "w", encoding="utf-8", newline="") as f: taxonomy_metrics_frame(res).to_csv(f)
-    for fmt in cfg.get("figures", {}).get("formats", ["png"]) or ["png"]:
-        plot_taxonomy_tree(a, use_rep=rep, label_key=key, taxonomy=tax, title=f"{name}: taxonomy from {rep}", path=out / f"dendrogram_{name}.{fmt}")
-    plt.close("all")
-    metrics = {"dataset": name, "dropped_types": dropped, **_jsonable(res)}
-    run.save_metrics(out_stage, metrics)
-    log.info(f"07_taxonomy {name} ({rep}): " + ", ".join(f"L{d['level']} {100 * d['accuracy']:.1f}%" for d in res["levels"].values()))
-    return metrics

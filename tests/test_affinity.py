@@ -8,8 +8,9 @@ import anndata as ad
 from scipy.stats import spearmanr
 
 from scnotebook.affinity import (wasserstein_affinity, affinity_agreement, taxonomy_distance, check_taxonomy,
-                                 plot_affinity, write_affinity, read_affinity, run_affinity_stage, cross_affinity,
+                                 plot_affinity, write_affinity, read_affinity, cross_affinity,
                                  score_cross_affinity, cross_affinity_summary, plot_cross_affinity)
+from scnotebook.stages import run_affinity
 
 NEURONS = {"interneurons", "pyramidal SS", "pyramidal CA1"}
 
@@ -125,7 +126,7 @@ def test_plot_and_csv_roundtrip(tmp_path):
 
 
 def make_run(tmp_path, adatas, taxonomy=None, **evaluation):
-    from scnotebook.config import Run
+    from scnotebook.stages import Run
     tmp_path.mkdir(parents=True, exist_ok=True)
     cfg = {"seed": 0, "device": "cpu", "figures": {"formats": ["png"]},
            "datasets": {n: {"source": n, "species": "mouse", "label_key": "cell_type"} for n in adatas},
@@ -143,7 +144,7 @@ def test_pipeline_stage(tmp_path):
     a, tax = toy(); a.obsm["X_intense"] = a.obsm.pop("X_emb")
     b, _ = toy(seed=1); b.obsm["X_scn"] = b.obsm.pop("X_emb")
     run = make_run(tmp_path, {"mouse": a, "other": b}, tax)
-    m = run_affinity_stage(run.path)
+    m = run_affinity(run.path)
     out = run.path / "06_affinity"
     for f in ("affinity_mouse.csv", "affinity_mouse.png", "affinity_other.csv", "metrics.json"):
         assert (out / f).exists(), f
@@ -262,7 +263,7 @@ def test_pipeline_stage_cross_species(tmp_path):
     run = make_run(tmp_path, {"mouse": src, "human": tgt})
     run.write_adatas("05_align", {"mouse": src, "human": tgt})
     run.save_metrics("05_align", {"source": "mouse", "target": "human", "method": "procrustes"})
-    m = run_affinity_stage(run.path)
+    m = run_affinity(run.path)
     out = run.path / "06_affinity"
     for f in ("cross_affinity.csv", "cross_affinity.md", "cross_affinity.png", "affinity_mouse.csv"):
         assert (out / f).exists(), f

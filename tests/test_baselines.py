@@ -6,8 +6,9 @@ import pytest
 import anndata as ad
 import torch
 
-from scnotebook.baselines import embed_baseline, Saucie, Autoencoder, VAE, fit_module, embed_module, mmd, run_baselines_stage
+from scnotebook.baselines import embed_baseline, Saucie, Autoencoder, VAE, fit_module, embed_module, mmd
 from scnotebook.taxonomy import table1
+from scnotebook.stages import run_baselines
 from test_affinity import toy, make_run
 
 torch.set_num_threads(1)
@@ -87,7 +88,7 @@ def test_pipeline_stage(tmp_path):
     a, tax = toy(); a.obsm["X_intense"] = a.obsm.pop("X_emb").astype(np.float32)
     a.obsm["X_scn"] = a.obsm["X_intense"][:, :8] * 2
     run = make_run(tmp_path, {"mouse": a}, tax)
-    m = run_baselines_stage(run.path)
+    m = run_baselines(run.path)
     st = run.path / "08_baselines"
     assert m["input_stage"] == "04_train"
     b = ad.read_h5ad(st / "mouse.h5ad")
@@ -99,5 +100,5 @@ def test_pipeline_stage(tmp_path):
     # with a 05_align folder the stage reads it instead
     c = a.copy(); c.obsm["X_scn_aligned"] = c.obsm["X_scn"] + 1
     run.write_adatas("05_align", {"mouse": c})
-    m = run_baselines_stage(run.path)
+    m = run_baselines(run.path)
     assert m["input_stage"] == "05_align" and "Transformer (aligned)" in pd.read_csv(st / "table1.csv", index_col=0).index

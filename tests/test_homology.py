@@ -26,16 +26,16 @@ def _acc(s, t):
 def test_baron_symbols_table_and_anchors(baron):
     mouse, human, orth = baron
     # per-species PCA of the counts stands in for X_scn; the gene signal comes from the raw counts in .X
-    s, t, r = align(mouse, human, use_rep="X_pca_species", genes="symbols", copy=True, show_progress=False)
+    r = align(mouse, human, use_rep="X_pca_species", genes="symbols", copy=True, show_progress=False); s, t = r.source, r.target
     acc, bal = _acc(s, t)
     assert r.method == "seeded" and r.params["n_seeds"] > 300
     assert acc > 0.95 and bal > 0.7, (acc, bal)
-    s, t, r = align(mouse, human, use_rep="X_pca_species", genes=orth, copy=True, show_progress=False)
+    r = align(mouse, human, use_rep="X_pca_species", genes=orth, copy=True, show_progress=False); s, t = r.source, r.target
     assert _acc(s, t)[0] > 0.95
-    s, t, r = align(mouse, human, use_rep="X_pca_species", genes="symbols", anchors=["alpha", "beta", "ductal"],
-                    copy=True, show_progress=False, label_map="baron")
+    r = align(mouse, human, use_rep="X_pca_species", genes="symbols", anchors=["alpha", "beta", "ductal"],
+              copy=True, show_progress=False, label_map="baron"); s, t = r.source, r.target
     assert _acc(s, t)[0] > 0.95
-    s, t, r = align(human, mouse, use_rep="X_pca_species", genes="symbols", copy=True, show_progress=False)
+    r = align(human, mouse, use_rep="X_pca_species", genes="symbols", copy=True, show_progress=False); s, t = r.source, r.target
     assert _acc(s, t)[0] > 0.93
 
 
@@ -85,7 +85,7 @@ def test_bad_input_says_what_to_do():
 
 def test_too_few_genes_fall_back_to_muse(caplog):
     s, t = _toy(["Abc", "Def", "Ghi"], ["ABC", "DEF", "GHI"])
-    s2, t2, r = align(s, t, genes="symbols", epochs=1, copy=True, show_progress=False)
+    r = align(s, t, genes="symbols", epochs=1, copy=True, show_progress=False); s2, t2 = r.source, r.target
     assert r.method == "muse" and r.params["fallback"] == "muse" and r.params["genes"] == "symbols"
-    assert s2.uns["scnotebook"]["align"]["fallback"] == "muse" and "X_scn_aligned" in t2.obsm
+    assert s2.uns["scnotebook"]["X_scn_aligned"]["fallback"] == "muse" and "X_scn_aligned" in t2.obsm
     assert "falls back to the unsupervised MUSE recipe" in caplog.text

@@ -7,7 +7,8 @@ import anndata as ad
 from scipy.cluster.hierarchy import linkage
 
 from scnotebook.taxonomy import (level_scores, match_accuracy, taxonomy_accuracy, table1, table1_markdown, write_table1,
-                                 cell_type_means, plot_taxonomy_tree, run_taxonomy_stage, PAPER_TABLE1)
+                                 cell_type_means, plot_taxonomy_tree, PAPER_TABLE1)
+from scnotebook.stages import run_taxonomy
 from test_affinity import zeisel, toy, make_run
 
 
@@ -107,9 +108,9 @@ def test_dendrogram_plot(tmp_path):
 def test_pipeline_stage_skips_and_runs(tmp_path):
     a, tax = toy(); a.obsm["X_scn"] = a.obsm.pop("X_emb")
     run = make_run(tmp_path / "no_tax", {"mouse": a})
-    m = run_taxonomy_stage(run.path)
+    m = run_taxonomy(run.path)
     assert "skipped" in m and json.loads((run.path / "07_taxonomy" / "metrics.json").read_text())["skipped"].startswith("no taxonomy")
     run = make_run(tmp_path / "tax", {"mouse": a}, tax)
-    m = run_taxonomy_stage(run.path)
+    m = run_taxonomy(run.path)
     assert m["use_rep"] == "X_scn" and m["levels"]["coarse"]["accuracy"] == 1.0 and "accuracy_lo" in m["levels"]["coarse"]
     assert (run.path / "07_taxonomy" / "taxonomy.csv").exists() and (run.path / "07_taxonomy" / "dendrogram_mouse.png").exists()

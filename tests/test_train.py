@@ -1,4 +1,5 @@
-"Tests of scnotebook.train: training lowers the loss, embed, NaN guard, exact resume, DDP equivalence, XLA."
+"""Tests of scnotebook.train and its engine: training lowers the loss, embed, NaN guard, exact resume, DDP equivalence, XLA,
+and each piece of scnotebook.engine on its own (runtime, optimizer and schedule, step, loss meter, fitted model, resume)."""
 import os
 import signal
 import subprocess
@@ -16,6 +17,9 @@ from scnotebook.core import local_data
 
 torch.set_num_threads(1)  # the same threads as the child processes below: bitwise comparisons need the same kernels
 from scnotebook.train import CHECKPOINT, Sampler, embed, evaluate, fit, fit_distributed, knn_cv_accuracy, load_checkpoint
+from scnotebook.engine import (FittedEmbedder, LossMeter, Runtime, Schedule, lr_factor, make_optimizer, read_checkpoint,
+                               resume_from, save_checkpoint, train_step)
+from scnotebook.embedder import build
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +36,8 @@ KW = dict(preset="tiny", epochs=2, device="cpu", seed=3, progress_bar=False)
 
 
 def _same_weights(m1, m2):
-    s1, s2 = m1.state_dict(), m2.state_dict()
+    "Every tensor of the two fitted models' modules (parameters and buffers) is bitwise equal."
+    s1, s2 = m1.module.state_dict(), m2.module.state_dict()
     assert list(s1) == list(s2)
     return all(torch.equal(s1[k], s2[k]) for k in s1)
 
@@ -47,7 +52,7 @@ def test_fit_lowers_loss_and_embeds(adatas):
     assert (ev["loss"] < ev["mean_baseline"]).all()
     embed(model, adatas)
     for n, a in adatas.items():
-        assert a.obsm["X_scn"].shape == (a.n_obs, model.config.d_model)
+        assert a.obsm["X_scn"].shape == (a.n_obs, model.module.config.d_model)
         assert knn_cv_accuracy(a.obsm["X_scn"], a.obs["cell_type"]) > 2.5 / a.obs["cell_type"].nunique()  # chance: 1/8
 
 
@@ -137,8 +142,8 @@ def test_ddp_two_processes_match_one_process(adatas):
     cols = [c for c in one.history if c.startswith("loss")]
     np.testing.assert_allclose(two.history[cols].values, one.history[cols].values, rtol=1e-4, atol=1e-5)
     # weights agree to Adam's amplification of rounding noise (attention key biases get a gradient of ~0 in theory)
-    for k, v in one.state_dict().items():
-        np.testing.assert_allclose(two.state_dict()[k].numpy(), v.numpy(), rtol=1e-2, atol=2e-3, err_msg=k)
+    for k, v in one.module.state_dict().items():
+        np.testing.assert_allclose(two.module.state_dict()[k].numpy(), v.numpy(), rtol=1e-2, atol=2e-3, err_msg=k)
 
 
 def test_sampler_shards_partition_the_global_batch():
@@ -155,6 +160,146 @@ def test_bf16_autocast_step_runs(adatas):
     assert model.fit_info["precision"] == "bf16"
     assert np.isfinite(model.history["loss"]).all()
     assert model.history["loss"].iloc[-1] < model.history["loss"].iloc[0]
+
+
+# -- the engine's pieces on their own -------------------------------------------------------------------
+
+def _tiny_batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    xs = {"a": torch.randn(8, 6, generator=g), "b": torch.randn(8, 4, generator=g)}
+    mk = {n: torch.zeros_like(x, dtype=torch.bool) for n, x in xs.items()}
+    return xs, mk, {"a": torch.tensor(0.5 / 48), "b": torch.tensor(0.5 / 32)}
+
+
+def test_train_is_composed_of_short_pieces():
+    import inspect
+    import scnotebook.train as tr
+    assert len(inspect.getsourcelines(tr._train)[0]) < 60
+    assert not hasattr(tr, "_get_rep")
+
+
+def test_runtime_context(monkeypatch):
+    rt = Runtime.start("cpu")
+    assert (rt.device.type, rt.kind, rt.rank, rt.world, rt.main, rt.precision, rt.own_group) == ("cpu", "cpu", 0, 1, True, "fp32", False)
+    assert Runtime.start("cpu", "bf16").autocast().fast_dtype == torch.bfloat16
+    t = torch.ones(2)
+    assert rt.sum(t) is t and rt.wrap(torch.nn.Linear(2, 2)).__class__ is torch.nn.Linear
+    xs, mk, coef = _tiny_batch()
+    moved = next(iter(rt.feed([(xs, mk, coef, [1, 2], 3)])))
+    assert moved[3:] == ([1, 2], 3) and torch.equal(moved[0]["a"], xs["a"])
+    with pytest.raises(ValueError, match="precision must be one of"): Runtime.start("cpu", "fp16")
+    # an initialised process group (here of one process) gives rank and world, and sums through it; it is not ours to close
+    import torch.distributed as dist
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    from scnotebook.train import _free_port
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        with Runtime.start("cpu") as rt1:
+            assert (rt1.rank, rt1.world, rt1.own_group) == (0, 1, False)
+            rt1.barrier()
+        assert dist.is_initialized()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_optimizer_and_schedule():
+    m = build("tiny", {"a": 6, "b": 4})
+    opt = make_optimizer(m, 2e-3, weight_decay=0.05)
+    named = dict(m.named_parameters())
+    decayed = {id(p) for p in opt.param_groups[0]["params"]}
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.05, 0.0]
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(named)
+    assert id(named["proj.a.weight"]) in decayed and id(named["head.b.weight"]) in decayed
+    assert not decayed & {id(named[n]) for n in ("proj.a.bias", "source.weight", "position", "enc_norm.weight")}
+    sched = Schedule(2e-3, total=200, warmup=0.1)
+    rates = [sched(s) for s in range(200)]
+    assert rates == [2e-3 * lr_factor(s, 200, 0.1) for s in range(200)]
+    assert np.argmax(rates) == 19 and rates[0] == pytest.approx(2e-3 / 20) and rates[-1] == pytest.approx(2e-4, rel=1e-3)
+    assert all(a >= b for a, b in zip(rates[19:], rates[20:]))  # cosine decay after the warm-up
+    assert sched.apply(opt, 7) == rates[7] and {g["lr"] for g in opt.param_groups} == {rates[7]}
+
+
+def test_train_step():
+    torch.manual_seed(0)
+    m, rt = build("tiny", {"a": 6, "b": 4}), Runtime.start("cpu")
+    opt = make_optimizer(m, 3e-3)
+    batch = _tiny_batch()
+    with torch.no_grad():
+        sse = m(batch[0], batch[1])
+        expected = float(sum(batch[2][n] * sse[n] for n in sse))
+    loss, sse2 = train_step(m, opt, batch, rt)
+    assert float(loss.detach()) == pytest.approx(expected) and sorted(sse2) == ["a", "b"]
+    assert all(p.grad is None for p in m.parameters())
+    losses = [float(train_step(m, opt, batch, rt)[0].detach()) for _ in range(20)]
+    assert losses[-1] < 0.5 * losses[0]
+    # clipping bounds the update: a clip of 1e-8 with plain SGD barely moves the weights
+    sgd = torch.optim.SGD(m.parameters(), lr=1.0)
+    before = [p.detach().clone() for p in m.parameters()]
+    train_step(m, sgd, batch, rt, clip_norm=1e-8)
+    assert max(float((p.detach() - b).abs().max()) for p, b in zip(m.parameters(), before)) < 1e-7
+
+
+def test_loss_meter_and_nan_guard():
+    meter = LossMeter(["a", "b"], Runtime.start("cpu"))
+    assert meter.flush(0) is None
+    for sse_a, sse_b, loss in [(6.0, 2.0, 0.4), (12.0, 6.0, 0.6)]:
+        meter.add({"a": torch.tensor(sse_a), "b": torch.tensor(sse_b)}, torch.tensor(loss), entries=[6, 4], cells=3)
+    row = meter.flush(2, epoch=0.5, lr=1e-3)
+    assert row == {"step": 2, "epoch": 0.5, "lr": 1e-3, "loss": pytest.approx(0.5), "loss_a": 1.5, "loss_b": 1.0}
+    assert meter.history == [row] and meter.cells == 6 and meter.flush(3) is None  # reset after a flush
+    meter.add({"a": torch.tensor(1.0), "b": torch.tensor(float("inf"))}, torch.tensor(float("inf")), [6, 4], 3)
+    meter.add({"a": torch.tensor(1.0), "b": torch.tensor(1.0)}, torch.tensor(1.0), [6, 4], 3)
+    with pytest.raises(FloatingPointError, match=r"non-finite loss, loss_b between steps 3 and 4 \(lr=0.01, precision=fp32\)"):
+        meter.flush(4, lr=0.01)
+    assert len(meter.history) == 1 and list(meter.frame().columns) == ["step", "epoch", "lr", "loss", "loss_a", "loss_b"]
+
+
+def test_fitted_model_state_round_trip(adatas, tmp_path):
+    model = fit(adatas, **KW)
+    assert isinstance(model, FittedEmbedder) and model.use_rep == "X_intense" == model.fit_info["use_rep"]
+    assert not hasattr(model.module, "history") and not hasattr(model.module, "fit_info")
+    torch.save(model.to_state(), tmp_path / "state.pt")
+    back = FittedEmbedder.from_state(torch.load(tmp_path / "state.pt", weights_only=True))
+    assert _same_weights(model, back) and back.use_rep == model.use_rep and back.fit_info == model.fit_info
+    assert back.history.values.tolist() == model.history.values.tolist()
+    assert list(back.history.columns) == list(model.history.columns)
+    e1, e2 = embed(model, adatas, copy=True), embed(back, adatas, copy=True)
+    for n in adatas: np.testing.assert_array_equal(e1[n].obsm["X_scn"], e2[n].obsm["X_scn"])
+    with pytest.raises(ValueError, match="not of this module"):
+        FittedEmbedder.from_state(model.to_state(), module=build("tiny", {"human": 24}))
+
+
+def test_resume_from_restores_module_optimizer_rng_and_meter(tmp_path):
+    rt = Runtime.start("cpu")
+    m = build("tiny", {"a": 6, "b": 4})
+    opt, meter = make_optimizer(m, 1e-3), LossMeter(["a", "b"], rt)
+    for _ in range(3):
+        loss, sse = train_step(m, opt, _tiny_batch(), rt)
+        meter.add(sse, loss, [48, 32], 16)
+    meter.flush(3, lr=1e-3)
+    fp = {"names": ["a", "b"], "lr": 1e-3}
+    path = tmp_path / CHECKPOINT
+    torch.manual_seed(7)
+    save_checkpoint(path, FittedEmbedder(m, "X_pca", meter.frame(), {"seconds_total": 1.5}), opt, step=3, done=False,
+                    fingerprint=fp, cells=meter.cells)
+    expected_draw = torch.rand(4)
+    m2 = build("tiny", {"a": 6, "b": 4})
+    opt2, meter2 = make_optimizer(m2, 1e-3), LossMeter(["a", "b"], rt)
+    assert resume_from(path, fp, m2, opt2, meter2, rt) == (3, 1.5)
+    assert torch.equal(torch.rand(4), expected_draw)
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), m2.state_dict().values()))
+    assert (meter2.history, meter2.cells) == (meter.history, 48)
+    # the next step of the restored run equals the next step of the original one
+    l1, l2 = train_step(m, opt, _tiny_batch(1), rt)[0], train_step(m2, opt2, _tiny_batch(1), rt)[0]
+    assert float(l1.detach()) == float(l2.detach()) and all(torch.equal(a, b) for a, b in zip(m.parameters(), m2.parameters()))
+    assert resume_from(tmp_path / "absent.pt", fp, m2, opt2, meter2, rt) == (0, 0.0)
+    with pytest.raises(ValueError, match="lr: checkpoint 0.001 != now 0.01"):
+        resume_from(path, {**fp, "lr": 1e-2}, m2, opt2, meter2, rt)
+    torch.save({"format": "scnotebook.train/1", "step": 3, "model": {}}, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="not a checkpoint of this version"): read_checkpoint(tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="not a checkpoint of this version"): load_checkpoint(tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path).fit_info == {"seconds_total": 1.5}
 
 
 @pytest.mark.tpu

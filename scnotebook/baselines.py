@@ -16,7 +16,7 @@ from .core import default_rep, get_device, get_logger, obsm_matrix, progress, se
 
 # %% auto #0
 __all__ = ['log', 'BASELINES', 'DEFAULT_COMPONENTS', 'DEFAULT_HIDDEN', 'mlp', 'Autoencoder', 'VAE', 'mmd', 'Saucie', 'fit_module',
-           'embed_module', 'embed_baseline']
+           'embed_module', 'embed_baseline', 'embed_baselines']
 
 # %% ../nbs/08_baselines.ipynb #335c6a40
 log = get_logger("baselines")
@@ -186,3 +186,34 @@ def embed_baseline(adata, method: str, *, use_rep: str = "X_intense", key_added:
     adata.obsm[key] = np.asarray(E, np.float32)
     adata.uns.setdefault("scnotebook", {}).setdefault("baselines", {})[key] = {k_: v for k_, v in info.items() if v is not None}
     return adata
+
+# %% ../nbs/08_baselines.ipynb #7379a9d4
+def _baseline_job(adata, method: str, kw: dict):
+    "Fit one baseline on a slim copy; return what `embed_baseline` wrote (obsm, uns record, obs columns)."
+    a = embed_baseline(adata, method, **kw)
+    key = kw.get("key_added") or BASELINES[str(method).lower()]
+    return a.obsm[key], a.uns["scnotebook"]["baselines"][key], {c: a.obs[c] for c in a.obs.columns if c.startswith(f"{key}_")}
+
+def embed_baselines(adatas: dict, methods: Sequence[str], *, use_rep: str = "X_intense", n_jobs: int = 1, **kwargs) -> dict:
+    "`embed_baseline` for every dataset of `adatas` and every method of `methods` (in `n_jobs` processes); in place."
+    import anndata as ad
+    jobs = [(n, m) for n in adatas for m in methods]
+    for m in methods:
+        if str(m).lower() not in BASELINES: raise ValueError(f"unknown baseline {m!r}: expected one of {sorted(BASELINES)}")
+    def slim(a):
+        bk = kwargs.get("batch_key")
+        return ad.AnnData(obs=a.obs[[bk]] if bk in a.obs else pd.DataFrame(index=a.obs_names), obsm={use_rep: a.obsm[use_rep]})
+    kw = dict(kwargs, use_rep=use_rep)
+    if n_jobs > 1 and len(jobs) > 1:
+        from joblib import Parallel, delayed
+        order = sorted(range(len(jobs)), key=lambda i: str(jobs[i][1]).lower() == "pca")   # neural baselines first
+        out = Parallel(n_jobs=min(n_jobs, len(jobs)), backend="loky")(
+            delayed(_baseline_job)(slim(adatas[jobs[i][0]]), jobs[i][1], kw) for i in order)
+        results = dict(zip([jobs[i] for i in order], out))
+    else: results = {(n, m): _baseline_job(slim(adatas[n]), m, kw) for n, m in jobs}
+    for (n, m), (E, info, cols) in results.items():
+        key = kw.get("key_added") or BASELINES[str(m).lower()]
+        a = adatas[n]; a.obsm[key] = E
+        a.uns.setdefault("scnotebook", {}).setdefault("baselines", {})[key] = info
+        for c, v in cols.items(): a.obs[c] = v.to_numpy()
+    return adatas

@@ -59,22 +59,30 @@ FIG3_PANELS = {"a": ("X_scn", "Transformer"), "b": ("X_pca", "PCA"), "c": ("X_sa
                "d": ("X_scn_aligned", "Transformer, aligned")}
 
 def figure3(adatas: Mapping, *, panels: Mapping[str, tuple[str, str]] | None = None, label_key: str = "cell_type",
-            label_map: dict | str | None = None, seed: int = 0, save: str | os.PathLike | None = None, formats: Sequence[str] = ("png", "pdf")):
+            label_map: dict | str | None = None, seed: int = 0, n_jobs: int = 1, save: str | os.PathLike | None = None, formats: Sequence[str] = ("png", "pdf")):
     """Fig. 3: one row per embedding (a: Transformer, b: PCA, c: SAUCIE, d: aligned), coloured by cell type and by dataset.
 
     `label_map` (a dict or a built-in name such as 'baron', see `scnotebook.metrics.harmonize_labels`) gives a type the
-    same name, and colour, in every species."""
+    same name, and colour, in every species. `n_jobs > 1` computes the panels' UMAPs in that many processes (each
+    UMAP is seeded, so the figure is the same)."""
     import matplotlib.pyplot as plt
     panels = dict(panels or FIG3_PANELS)
+    stacks = {tag: _stack(adatas, rep, label_key, label_map) for tag, (rep, _) in panels.items()}
+    todo = [tag for tag, st in stacks.items() if st is not None]
+    if n_jobs > 1 and len(todo) > 1:
+        from joblib import Parallel, delayed
+        xys = Parallel(n_jobs=min(n_jobs, len(todo)), backend="loky")(delayed(paper_umap)(stacks[t][0], seed=seed) for t in todo)
+    else: xys = [paper_umap(stacks[t][0], seed=seed) for t in todo]
+    xys = dict(zip(todo, xys))
     fig, axes = plt.subplots(len(panels), 2, figsize=(11, 4 * len(panels)), squeeze=False)
     for (tag, (rep, title)), row in zip(panels.items(), axes):
-        st = _stack(adatas, rep, label_key, label_map)
+        st = stacks[tag]
         if st is None:
             for ax in row: ax.axis("off")
             row[0].text(0.5, 0.5, f"({tag}) {title}: obsm['{rep}'] not computed", ha="center", va="center", transform=row[0].transAxes)
             continue
         X, lab, ds = st
-        xy = paper_umap(X, seed=seed)
+        xy = xys[tag]
         _scatter(row[0], xy, lab, f"({tag}) {title}: cell type")
         _scatter(row[1], xy, ds, f"({tag}) {title}: dataset")
     fig.tight_layout()

@@ -94,18 +94,55 @@ INTEGRATION_METRICS = ["ari", "nmi", "label_asw", "batch_asw", "graph_connectivi
 DEFAULT_METHODS = ("none", "paper", "muse", "muse_gw", "procrustes", "symbols", "table", "orthologs")
 SEEDED_ROWS = {"symbols": "identical symbols", "table": "the ortholog table", "anchors": "anchor types"}  # align(method="seeded")
 
+def _method_row(m: str, s: int, source: AnnData, target: AnnData, *, use_rep, label_key, label_map, k, epochs, restarts,
+                method_options, orthologs, raw, extra_reps, gene_table, device) -> dict:
+    "One (method, seed) row of `compare_methods`: fit the method into `obsm['X_peer']` of copies, then evaluate it."
+    t0 = time.perf_counter(); row = {"method": m, "seed": s, "criterion": np.nan}
+    source, target = source.copy(), target.copy()
+    if extra_reps and m in extra_reps:
+        key = extra_reps[m]
+    elif m == "orthologs":
+        a, b = raw[0].copy(), raw[1].copy()
+        ortholog_harmony(a, b, orthologs, seed=s, **method_options.get(m, {}))
+        source.obsm["X_peer"], target.obsm["X_peer"] = a.obsm["X_ortho_harmony"], b.obsm["X_ortho_harmony"]; key = "X_peer"
+    elif m in SEEDED_ROWS:
+        opts = dict(method_options.get(m, {}))
+        if m == "symbols": opts.setdefault("genes", "symbols")
+        if m == "table": opts.setdefault("genes", gene_table)
+        r = align(source, target, use_rep=use_rep, method="seeded", seed=s, key_added="X_peer", label_key=label_key,
+                  label_map=label_map, show_progress=False, **opts)
+        row["criterion"] = r.criterion; key = "X_peer"
+    else:
+        opts = dict(method_options.get(m, {}))
+        meth = "muse" if m == "muse_gw" else m
+        if m == "muse_gw": opts.setdefault("init", "gw")
+        if meth in ("muse", "paper"):
+            if epochs is not None: opts.setdefault("epochs", epochs)
+            opts.setdefault("restarts", restarts)
+        if meth == "procrustes": opts.setdefault("label_map", label_map); opts.setdefault("label_key", label_key)
+        r = align(source, target, use_rep=use_rep, method=meth, seed=s, key_added="X_peer", device=device,
+                  show_progress=False, **opts)
+        row["criterion"] = r.criterion; key = "X_peer"
+    row["seconds"] = time.perf_counter() - t0
+    row.update(evaluate(source, target, use_rep=key, seed=s, label_key=label_key, label_map=label_map, k=k))
+    return row
+
+_COST = {"muse_gw": 0, "muse": 1, "paper": 2, "orthologs": 3, "table": 4, "symbols": 5}   # slowest first, for n_jobs > 1
+
 def compare_methods(source: AnnData, target: AnnData, *, use_rep: str = "X_scn", label_key: str = "cell_type",
                     label_map: dict | str | None = None, methods: Sequence[str] = DEFAULT_METHODS, seeds: Sequence[int] = (0,),
                     k: int = 15, epochs: int | None = None, restarts: int = 1, method_options: dict | None = None,
                     orthologs: pd.DataFrame | None = None, raw_source: AnnData | None = None, raw_target: AnnData | None = None,
-                    extra_reps: dict | None = None, gene_table=None, device: str = "cpu",
+                    extra_reps: dict | None = None, gene_table=None, device: str = "cpu", n_jobs: int = 1,
                     show_progress: bool | None = None) -> pd.DataFrame:
     """One row per (method, seed): the criterion, seconds and every metric of `scnotebook.metrics.evaluate`.
 
     Row 'table' is the seeded recipe fed `gene_table` (a table or a built-in name such as 'biomart'; default: `orthologs`),
-    row 'orthologs' the peer fed `orthologs` (1:1 pairs), row 'symbols' the seeded recipe on identical symbols."""
+    row 'orthologs' the peer fed `orthologs` (1:1 pairs), row 'symbols' the seeded recipe on identical symbols.
+    `n_jobs > 1` fits the rows in that many worker processes (joblib), slowest first: each row is computed exactly as
+    alone (the GANs run on one thread each), so the table is the same, sooner."""
     gene_table = orthologs if gene_table is None else gene_table
-    log = get_logger("peers"); method_options = method_options or {}; rows = []
+    log = get_logger("peers"); method_options = method_options or {}
     known = set(DEFAULT_METHODS) | set(SEEDED_ROWS)
     for m in methods:
         if m not in known: raise ValueError(f"unknown method {m!r}: expected some of {sorted(known)}")
@@ -114,45 +151,28 @@ def compare_methods(source: AnnData, target: AnnData, *, use_rep: str = "X_scn",
             log.warning(f"method {m!r} skipped: no ortholog table given"); methods = [x for x in methods if x != m]
     if "anchors" in methods and not method_options.get("anchors", {}).get("anchors"):
         raise ValueError("method 'anchors' needs method_options={'anchors': {'anchors': [cell types known in both]}}")
+    raw = None
     if "orthologs" in methods:
         rs, rt = raw_source if raw_source is not None else source, raw_target if raw_target is not None else target
         rs, rt = rs[rs.obs_names.isin(source.obs_names)], rt[rt.obs_names.isin(target.obs_names)]
         if rs.n_obs != source.n_obs or rt.n_obs != target.n_obs:
             log.warning("method 'orthologs' skipped: raw counts do not cover every cell"); methods = [m for m in methods if m != "orthologs"]
-        else: raw = (rs[source.obs_names], rt[target.obs_names])
-    ev = dict(label_key=label_key, label_map=label_map, k=k)
+        else: raw = (rs[source.obs_names].copy(), rt[target.obs_names].copy())
     jobs = [(m, s) for s in seeds for m in methods] + [(name, s) for s in seeds for name in (extra_reps or {})]
-    for m, s in progress(jobs, desc="methods x seeds", disable=None if show_progress is None else not show_progress):
-        t0 = time.perf_counter(); row = {"method": m, "seed": s, "criterion": np.nan}
-        if extra_reps and m in extra_reps:
-            key = extra_reps[m]
-        elif m == "orthologs":
-            a, b = raw[0].copy(), raw[1].copy()
-            ortholog_harmony(a, b, orthologs, seed=s, **method_options.get(m, {}))
-            source.obsm["X_peer"], target.obsm["X_peer"] = a.obsm["X_ortho_harmony"], b.obsm["X_ortho_harmony"]; key = "X_peer"
-        elif m in SEEDED_ROWS:
-            opts = dict(method_options.get(m, {}))
-            if m == "symbols": opts.setdefault("genes", "symbols")
-            if m == "table": opts.setdefault("genes", gene_table)
-            r = align(source, target, use_rep=use_rep, method="seeded", seed=s, key_added="X_peer", label_key=label_key,
-                      label_map=label_map, show_progress=False, **opts)
-            row["criterion"] = r.criterion; key = "X_peer"
-        else:
-            opts = dict(method_options.get(m, {}))
-            meth = "muse" if m == "muse_gw" else m
-            if m == "muse_gw": opts.setdefault("init", "gw")
-            if meth in ("muse", "paper"):
-                if epochs is not None: opts.setdefault("epochs", epochs)
-                opts.setdefault("restarts", restarts)
-            if meth == "procrustes": opts.setdefault("label_map", label_map); opts.setdefault("label_key", label_key)
-            r = align(source, target, use_rep=use_rep, method=meth, seed=s, key_added="X_peer", device=device,
-                      show_progress=False, **opts)
-            row["criterion"] = r.criterion; key = "X_peer"
-        row["seconds"] = time.perf_counter() - t0
-        row.update(evaluate(source, target, use_rep=key, seed=s, **ev))
-        rows.append(row)
-        log.debug(f"{m} seed {s}: accuracy {row['accuracy']:.3f}")
-    for a in (source, target): a.obsm.pop("X_peer", None)
+    kw = dict(use_rep=use_rep, label_key=label_key, label_map=label_map, k=k, epochs=epochs, restarts=restarts,
+              method_options=method_options, orthologs=orthologs, raw=raw, extra_reps=extra_reps, gene_table=gene_table,
+              device=device)
+    n_jobs = max(1, min(int(n_jobs), len(jobs)))
+    if n_jobs == 1:
+        rows = [_method_row(m, s, source, target, **kw)
+                for m, s in progress(jobs, desc="methods x seeds", disable=None if show_progress is None else not show_progress)]
+    else:
+        from joblib import Parallel, delayed
+        order = sorted(range(len(jobs)), key=lambda i: _COST.get(jobs[i][0], 9))
+        log.info(f"comparing {len(jobs)} (method, seed) rows in {n_jobs} processes")
+        done = Parallel(n_jobs=n_jobs, backend="loky")(delayed(_method_row)(*jobs[i], source, target, **kw) for i in order)
+        rows = [r for _, r in sorted(zip(order, done))]
+    for r in rows: log.debug(f"{r['method']} seed {r['seed']}: accuracy {r['accuracy']:.3f}")
     return pd.DataFrame(rows)
 
 def summarize(df: pd.DataFrame, metrics: Sequence[str] | None = None, *, formatted: bool = False) -> pd.DataFrame:

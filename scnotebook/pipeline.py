@@ -7,17 +7,16 @@ from __future__ import annotations
 import json, os, shutil, sys, time
 from pathlib import Path
 
-from .core import atomic_open, atomic_path, get_device, device_kind, get_logger, load_json, save_json, versions
+from .core import get_device, versions
 from .config import load_config, resolve_config, validate_config
-from .stages import Run
+from .stages import RUNNERS, Run
+from .report import METRICS_KEYS, gather_metrics, write_report
 
 # %% auto #0
-__all__ = ['STAGES', 'METRICS_KEYS', 'notebooks_dir', 'StageError', 'stage_notebook', 'run_stage', 'reproduce', 'gather_metrics',
-           'write_report', 'main']
+__all__ = ['STAGES', 'notebooks_dir', 'StageError', 'stage_notebook', 'run_stage', 'reproduce', 'main']
 
 # %% ../nbs/11_pipeline.ipynb #b7d07504
-STAGES = ["01_data", "02_preprocess", "04_train", "05_align", "06_affinity", "07_taxonomy",
-          "08_baselines", "09_metrics", "10_figures"]
+STAGES = list(RUNNERS)   # the stage notebooks, in order; each ends in a call of scnotebook.stages.RUNNERS[stage]
 
 def notebooks_dir() -> Path:
     "Where the stage notebooks live: `nbs/` of a checkout, or the copy packaged with an installed wheel."
@@ -122,90 +121,6 @@ def reproduce(config: str | os.PathLike | dict, out: str | os.PathLike, *, devic
     report = write_report(run, stages=todo)
     _emit(f"finished in {time.perf_counter() - t_all:.1f}s; metrics: {run.path / 'metrics.json'}; report: {report}", quiet)
     return report
-
-# %% ../nbs/11_pipeline.ipynb #01ad7d23
-METRICS_KEYS = ["schema_version", "config", "device", "versions", "timings", "datasets", "training", "alignment",
-                "label_transfer", "integration", "table1", "affinity_taxonomy", "cross_species", "stages"]
-
-def _affinity_taxonomy(m: dict) -> dict | None:
-    out = {n: {k: d[k] for k in ("use_rep", "spearman", "p_value", "n_types") if k in d}
-           for n, d in (m.get("datasets") or {}).items() if "spearman" in d}
-    return out or None
-
-# where each headline key comes from: (stage, function of that stage's metrics)
-_FROM = {"datasets": ("01_data", lambda m: m),
-         "training": ("04_train", lambda m: m),
-         "alignment": ("05_align", lambda m: m),
-         "label_transfer": ("09_metrics", lambda m: m.get("label_transfer")),
-         "integration": ("09_metrics", lambda m: m.get("integration")),
-         "table1": ("08_baselines", lambda m: m.get("table1")),
-         "affinity_taxonomy": ("06_affinity", _affinity_taxonomy),
-         "cross_species": ("06_affinity", lambda m: {k: v for k, v in (m.get("cross_species") or {}).items() if k != "types"} or None)}
-
-def gather_metrics(run: Run, stages: list[str] | None = None) -> dict:
-    "Collect every stage's metrics into the `metrics.json` schema and write it atomically."
-    stages = stages or STAGES
-    per = {st: run.metrics(st) for st in stages}
-    m = {"schema_version": 1, "config": run.config["name"], "device": device_kind(get_device(run.config["device"])),
-         "versions": versions(),
-         "timings": {st: (run.done_info(st) or {}).get("seconds") for st in stages}}
-    for key, (st, get) in _FROM.items():
-        sm = per.get(st)
-        m[key] = None if sm is None else get(sm)
-    m["stages"] = per
-    save_json(m, run.path / "metrics.json")
-    return m
-
-# %% ../nbs/11_pipeline.ipynb #d47e6b8e
-def _md_table(d: dict | None, title: str) -> str:
-    if not d: return ""
-    import pandas as pd
-    try: df = pd.DataFrame(d).T if all(isinstance(v, dict) for v in d.values()) else pd.Series(d).to_frame("value")
-    except Exception: return ""
-    return f"### {title}\n\n" + df.to_markdown(floatfmt=".3f") + "\n\n"
-
-def write_report(run: Run, stages: list[str] | None = None) -> Path:
-    "Write `metrics.json`, `report.md` and `report.html` for `run`; return the Markdown report's path."
-    import html
-    m = gather_metrics(run, stages)
-    for t in ("table1.csv", "table1.md"):  # the headline table also sits at the top of the run folder
-        found = sorted(run.path.glob(f"*/{t}"))
-        if found:
-            with atomic_path(run.path / t) as tmp: shutil.copyfile(found[-1], tmp)
-    lines = [f"# scnotebook report: {m['config']}", "",
-             f"device `{m['device']}`, scnotebook {m['versions'].get('scnotebook')}, torch {m['versions'].get('torch')}", "",
-             "## Stages", "", "| stage | seconds | executed notebook |", "|---|---|---|"]
-    for st, s in m["timings"].items():
-        nb = run.path / "notebooks" / f"{st}.ipynb"
-        lines.append(f"| {st} | {'' if s is None else f'{s:.1f}'} | {f'[{nb.name}](notebooks/{nb.name})' if nb.exists() else ''} |")
-    lines += ["", "## Tables", ""]
-    for md in sorted(run.path.glob("*/*.md")):
-        lines += [f"### {md.stem} ({md.parent.name})", "", md.read_text(encoding="utf-8").strip(), ""]
-    body = _md_table(m.get("affinity_taxonomy") if isinstance(m.get("affinity_taxonomy"), dict) else None,
-                     "Affinity vs taxonomy")
-    if body: lines.append(body)
-    figs = sorted(p for p in run.path.glob("*/*.png") if p.parent.name != "notebooks")
-    if figs:
-        lines += ["## Figures", ""]
-        for f in figs: lines += [f"### {f.stem}", "", f"![{f.stem}]({f.relative_to(run.path).as_posix()})", ""]
-    text = "\n".join(lines) + "\n"
-    with atomic_open(run.path / "report.md", "w", encoding="utf-8") as fh: fh.write(text)
-    # a dependency-free HTML twin: headings, images and preformatted tables
-    out = ["<!doctype html><meta charset='utf-8'><title>scnotebook report</title>",
-           "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}pre{background:#f6f6f6;padding:8px;overflow:auto}img{max-width:100%}</style>"]
-    buf = []
-    def flush():
-        if buf: out.append("<pre>" + html.escape("\n".join(buf)) + "</pre>"); buf.clear()
-    for ln in lines:
-        if ln.startswith("#"):
-            flush(); lvl = len(ln) - len(ln.lstrip("#")); out.append(f"<h{lvl}>{html.escape(ln.lstrip('# '))}</h{lvl}>")
-        elif ln.startswith("![") and "](" in ln:
-            flush(); src = ln.split("](", 1)[1].rstrip(")"); out.append(f"<p><img src='{html.escape(src)}' alt='{html.escape(src)}'></p>")
-        elif ln.strip(): buf.append(ln)
-        else: flush()
-    flush()
-    with atomic_open(run.path / "report.html", "w", encoding="utf-8") as fh: fh.write("\n".join(out))
-    return run.path / "report.md"
 
 # %% ../nbs/11_pipeline.ipynb #effa0ee7
 def _parser():

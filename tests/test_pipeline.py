@@ -47,13 +47,21 @@ def test_ci_end_to_end_artifacts(ci_run):
     pngs = sorted(p.name for p in (out / "10_figures").glob("*.png"))
     assert "figure5_mouse.png" in pngs and any(p.startswith("figure4_mouse") for p in pngs), pngs
     assert not list(out.rglob(".*.tmp*")), "temporary files left behind"
+    # a stage runs its stage, not the chapter's demos: title, parameters (+ injected) and the stage cell
+    import nbformat
+    for st in STAGES:
+        nb = nbformat.read(out / "notebooks" / f"{st}.ipynb", as_version=4)
+        code = [c.source for c in nb.cells if c.cell_type == "code"]
+        assert len(code) == 3 and code[-1].strip().endswith(")") and "scnotebook.stages import run_" in code[-1], (st, code)
 
 
 def test_ci_metrics_schema(ci_run):
     out, _ = ci_run
     m = json.loads((out / "metrics.json").read_text())
     assert sorted(m) == sorted(METRICS_KEYS)
-    assert m["schema_version"] == 1 and m["config"] == "ci" and m["device"] == "cpu"
+    assert m["schema_version"] == 2 and m["config"] == "ci"
+    # the device each stage used, as that stage recorded it (one channel: the run's config)
+    assert set(m["device"]) == {"04_train", "05_align", "08_baselines", "09_metrics"} and set(m["device"].values()) == {"cpu"}
     assert set(m["timings"]) == set(STAGES) and all(v > 0 for v in m["timings"].values())
     for key in METRICS_KEYS:
         assert m[key] is not None, f"metrics.json[{key!r}] is null after a full ci run"

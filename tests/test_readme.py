@@ -22,5 +22,6 @@ def test_readme_top_commands_exist():
 
 
 def test_docs_check_passes():
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_docs.py")], capture_output=True, text=True)
+    # the configuration, titles and links; .ci/run runs the full check (every notebook executed, outputs on every page)
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_docs.py"), "--static"], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -3,6 +3,7 @@ and, back to back on the same machine, for an earlier commit: the ratio is the f
 
     python bench/reproduce_time.py                     # this checkout only
     python bench/reproduce_time.py --before f7562b0    # an earlier commit first, then this checkout
+    python bench/reproduce_time.py --before f7562b0 --after HEAD   # both from commits (worktrees)
 
 The earlier commit is checked out into a temporary git worktree and run with the same Python environment
 (`PYTHONPATH` points at it, so its own package and stage notebooks are used). Each run starts from an empty run
@@ -36,22 +37,26 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config", default="default")
     p.add_argument("--before", default=None, help="an earlier commit to time first (git rev)")
+    p.add_argument("--after", default=None, help="time this commit instead of the working tree (git rev)")
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="scn-reproduce-"))
     runs = {}
+
+    def timed(rev: str | None, label: str):
+        if rev is None:
+            head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+            print(f"timing this checkout ({head}) ...", flush=True)
+            runs[f"{label} ({head}+)"] = run_once(ROOT, a.config, tmp / label); return
+        wt = ROOT.parent / f".scn-{label}-{rev[:12]}"
+        subprocess.run(["git", "worktree", "add", "-f", "--detach", str(wt), rev], cwd=ROOT, check=True, capture_output=True)
+        try:
+            print(f"timing {rev} ...", flush=True)
+            runs[f"{label} ({rev[:7]})"] = run_once(wt, a.config, tmp / label)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(wt)], cwd=ROOT, capture_output=True)
     try:
-        if a.before:
-            wt = ROOT.parent / f".scn-before-{a.before[:12]}"
-            subprocess.run(["git", "worktree", "add", "-f", "--detach", str(wt), a.before], cwd=ROOT, check=True,
-                           capture_output=True)
-            try:
-                print(f"timing {a.before} ...", flush=True)
-                runs[f"before ({a.before[:7]})"] = run_once(wt, a.config, tmp / "before")
-            finally:
-                subprocess.run(["git", "worktree", "remove", "--force", str(wt)], cwd=ROOT, capture_output=True)
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        print(f"timing this checkout ({head}) ...", flush=True)
-        runs[f"now ({head})"] = run_once(ROOT, a.config, tmp / "now")
+        if a.before: timed(a.before, "before")
+        timed(a.after, "now")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     stages = list(dict.fromkeys(s for r in runs.values() for s in r["timings"]))

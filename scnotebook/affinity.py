@@ -22,7 +22,13 @@ __all__ = ['log', 'NORMALIZE', 'OPEN_SET_RULES', 'get_labels', 'check_taxonomy',
 # %% ../nbs/06_affinity.ipynb #938f719d
 log = get_logger("affinity")
 
-def get_labels(adata, label_key: str, *, min_cells: int = 2, what: str = "adata") -> pd.Series:
+def get_labels(
+    adata,  # AnnData with cell-type labels
+    label_key: str,  # obs column of the labels
+    *,
+    min_cells: int = 2,  # cells a type needs at least
+    what: str = "adata",  # name of `adata` in errors
+) -> pd.Series:
     "Cell-type labels of every cell as strings; errors for a missing key, missing labels or types with < `min_cells` cells."
     if label_key not in adata.obs:
         raise KeyError(f"label_key={label_key!r} is not a column of {what}.obs (columns: {list(adata.obs.columns)})")
@@ -39,7 +45,10 @@ def get_labels(adata, label_key: str, *, min_cells: int = 2, what: str = "adata"
     if counts.size < 2: raise ValueError(f"{what}.obs[{label_key!r}] has only {counts.size} cell type; need at least 2")
     return lab
 
-def check_taxonomy(taxonomy: pd.DataFrame, labels: Sequence[str] | None = None) -> pd.DataFrame:
+def check_taxonomy(
+    taxonomy: pd.DataFrame,  # index: cell type; columns: levels, fine -> coarse
+    labels: Sequence[str] | None = None,  # cell types that must all be in it (it is restricted to them); None: all
+) -> pd.DataFrame:
     "Validate a taxonomy (index: cell type, columns: levels fine -> coarse) and restrict it to `labels` if given."
     if not isinstance(taxonomy, pd.DataFrame):
         raise TypeError(f"taxonomy must be a pandas DataFrame (index: cell type, columns: levels), got {type(taxonomy).__name__}")
@@ -73,7 +82,9 @@ def check_taxonomy(taxonomy: pd.DataFrame, labels: Sequence[str] | None = None) 
     return tax
 
 # %% ../nbs/06_affinity.ipynb #0bc63c49
-def taxonomy_distance(taxonomy: pd.DataFrame) -> pd.DataFrame:
+def taxonomy_distance(
+    taxonomy: pd.DataFrame,  # a checked taxonomy (see `check_taxonomy`)
+) -> pd.DataFrame:
     "Pairwise tree distance between the cell types of a (validated) taxonomy, as a labelled DataFrame."
     tax = check_taxonomy(taxonomy)
     n, L = len(tax), tax.shape[1]
@@ -94,8 +105,14 @@ def _normalize_type(X: np.ndarray, how: str) -> np.ndarray:
     sd = Xc.std(0, keepdims=True); sd[sd == 0] = 1.0
     return Xc / sd
 
-def type_samples(X: np.ndarray, labels: pd.Series, *, max_cells: int | None, seed: int = 0,
-                 normalize: str = "mass") -> dict[str, np.ndarray]:
+def type_samples(
+    X: np.ndarray,  # cells x dims
+    labels: pd.Series,  # cell type per cell
+    *,
+    max_cells: int | None,  # cells kept per type at most; None: all
+    seed: int = 0,  # seed of the subsample
+    normalize: str = "mass",  # `'mass'` (as is), `'center'` or `'standardize'` each type's cells
+) -> dict[str, np.ndarray]:
     "The (subsampled, normalised) cells of every type, keyed by sorted type name."
     if normalize not in NORMALIZE: raise ValueError(f"normalize={normalize!r}: expected one of {NORMALIZE}")
     rng = np.random.default_rng(seed)
@@ -107,7 +124,10 @@ def type_samples(X: np.ndarray, labels: pd.Series, *, max_cells: int | None, see
         out[t] = _normalize_type(X[idx], normalize)
     return out
 
-def sliced_w1(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+def sliced_w1(
+    A: np.ndarray,  # n x P, each column sorted
+    B: np.ndarray,  # m x P, each column sorted
+) -> np.ndarray:  # P distances
     "W1 per column between two uniform empirical 1-D distributions given as column-wise *sorted* arrays (n x P, m x P)."
     n, m = len(A), len(B)
     qs = np.unique(np.concatenate([np.arange(1, n + 1) / n, np.arange(1, m + 1) / m])); qs[-1] = 1.0
@@ -143,15 +163,22 @@ def _pairwise_w1(SA: dict, SB: dict, pairs: Sequence[tuple[str, str]], *, method
         out[k] = float(d)
     return out
 
-def wasserstein_affinity(adata, *, use_rep: str | None = None, label_key: str = "cell_type",
-                         method: str = "exact", max_cells: int | None = None, normalize: str = "mass",
-                         n_projections: int = 200, seed: int = 0, min_cells: int = 2, backend: str = "numpy",
-                         num_itermax: int = 10_000_000, show_progress: bool | None = None) -> pd.DataFrame:
-    """Pairwise Wasserstein-1 distance between the cell types of `adata` in embedding `use_rep`.
-
-    `method='exact'` (ot.emd2, cap `max_cells`=300 per type) or `'sliced'` (cap 5,000, `n_projections` directions).
-    Returns a symmetric DataFrame (index = columns = sorted cell types) with a zero diagonal; parameters are recorded
-    in `adata.uns['scnotebook']['affinity'][use_rep]`."""
+def wasserstein_affinity(
+    adata,  # AnnData with an embedding and cell-type labels
+    *,
+    use_rep: str | None = None,  # obsm key of the embedding; None: the first of `REP_CANDIDATES` present
+    label_key: str = "cell_type",  # obs column of the cell types
+    method: str = "exact",  # `'exact'` (`ot.emd2`) or `'sliced'` (mean over random 1-D projections)
+    max_cells: int | None = None,  # cells per type (subsampled); None: 300 for `'exact'`, 5,000 for `'sliced'`
+    normalize: str = "mass",  # `'mass'` (cells as they are), `'center'` or `'standardize'` each type
+    n_projections: int = 200,  # directions of `'sliced'`
+    seed: int = 0,  # seed of the subsamples and projections
+    min_cells: int = 2,  # types with fewer cells raise
+    backend: str = "numpy",  # `'sliced'` computed by `'numpy'` (sort once) or `'pot'`
+    num_itermax: int = 10_000_000,  # iteration cap of `ot.emd2`
+    show_progress: bool | None = None,  # progress bar over type pairs
+) -> pd.DataFrame:  # symmetric, zero diagonal; index = columns = sorted cell types
+    "Pairwise Wasserstein-1 distance between the cell types of `adata` in embedding `use_rep`.\n\n    The parameters are recorded in `adata.uns['scnotebook']['affinity'][use_rep]`."
     max_cells = _check_method(method, max_cells, backend)
     use_rep = default_rep(adata, use_rep); X = obsm_matrix(adata, use_rep, dtype=np.float64)
     lab = get_labels(adata, label_key, min_cells=min_cells)
@@ -175,8 +202,13 @@ def _upper_ranks(M: np.ndarray) -> np.ndarray:
     n = M.shape[0]; iu = np.triu_indices(n, 1)
     R = np.zeros_like(M, dtype=float); R[iu] = rankdata(M[iu]); return R + R.T
 
-def affinity_agreement(affinity: pd.DataFrame, taxonomy: pd.DataFrame, *, n_permutations: int = 999,
-                       seed: int = 0) -> dict:
+def affinity_agreement(
+    affinity: pd.DataFrame,  # a `wasserstein_affinity` result
+    taxonomy: pd.DataFrame,  # taxonomy of its cell types
+    *,
+    n_permutations: int = 999,  # permutations of the Mantel test
+    seed: int = 0,  # seed of the permutations
+) -> dict:
     "Spearman correlation of `affinity` with the taxonomy's tree distance, and its one-sided Mantel permutation p-value."
     T = taxonomy_distance(check_taxonomy(taxonomy, affinity.index))
     types = list(affinity.index)
@@ -197,7 +229,10 @@ def affinity_agreement(affinity: pd.DataFrame, taxonomy: pd.DataFrame, *, n_perm
     return {"spearman": r0, "p_value": p, "n_types": len(types), "n_pairs": len(iu[0]), "n_permutations": n_permutations}
 
 # %% ../nbs/06_affinity.ipynb #9e408e83
-def taxonomy_order(taxonomy: pd.DataFrame, types: Sequence[str] | None = None) -> list[str]:
+def taxonomy_order(
+    taxonomy: pd.DataFrame,  # index: cell type; columns fine -> coarse
+    types: Sequence[str] | None = None,  # types to order; None: all of the taxonomy
+) -> list[str]:
     "Cell types sorted by the taxonomy, coarsest level first."
     tax = check_taxonomy(taxonomy, types)
     df = tax[list(tax.columns[::-1])].copy(); df["_type"] = df.index
@@ -210,9 +245,16 @@ def _group_colors(values: Sequence[str]) -> tuple[np.ndarray, dict]:
     lut = {c: cmap(i % cmap.N) for i, c in enumerate(cats)}
     return np.array([lut[v] for v in values]), lut
 
-def plot_affinity(affinity: pd.DataFrame, taxonomy: pd.DataFrame | None = None, *, title: str | None = None,
-                  cmap: str = "viridis", figsize: tuple | None = None, path: str | os.PathLike | None = None,
-                  show_labels: bool | None = None):
+def plot_affinity(
+    affinity: pd.DataFrame,  # square matrix of cell types
+    taxonomy: pd.DataFrame | None = None,  # orders the types and adds group strips; None: as given
+    *,
+    title: str | None = None,  # figure title
+    cmap: str = "viridis",  # matplotlib colormap
+    figsize: tuple | None = None,  # inches; None: grows with the number of types
+    path: str | os.PathLike | None = None,  # save the figure there (format from the extension); None: not saved
+    show_labels: bool | None = None,  # type names on the axis; None: when at most 60 types
+):
     "Heatmap of an affinity matrix, ordered by `taxonomy` when given; returns the figure (saved only if `path`)."
     import matplotlib.pyplot as plt
     order = taxonomy_order(taxonomy, affinity.index) if taxonomy is not None else list(affinity.index)
@@ -250,17 +292,25 @@ def plot_affinity(affinity: pd.DataFrame, taxonomy: pd.DataFrame | None = None, 
     return fig
 
 # %% ../nbs/06_affinity.ipynb #84f89df1
-def write_affinity(affinity: pd.DataFrame, path: str | os.PathLike) -> Path:
+def write_affinity(
+    affinity: pd.DataFrame,  # matrix to write
+    path: str | os.PathLike,  # CSV file
+) -> Path:  # `path`
     "Write an affinity matrix as CSV atomically."
     with atomic_open(path, "w", encoding="utf-8", newline="") as f: affinity.to_csv(f, float_format="%.6g")
     return Path(path)
 
-def read_affinity(path: str | os.PathLike) -> pd.DataFrame:
+def read_affinity(
+    path: str | os.PathLike,  # CSV written by `write_affinity`
+) -> pd.DataFrame:
+    "Read an affinity matrix written by `write_affinity`."
     df = pd.read_csv(path, index_col=0); df.columns = df.columns.astype(str); df.index = df.index.astype(str)
     return df
 
 # %% ../nbs/06_affinity.ipynb #b5c16b95
-def load_taxonomy(spec) -> pd.DataFrame:
+def load_taxonomy(
+    spec,  # a DataFrame, a CSV/TSV path, or a name such as `'pancreas'`, `'mouse_brain_atlas'`
+) -> pd.DataFrame:
     "A taxonomy from a DataFrame, a CSV path (first column = cell type) or a built-in name (`scnotebook.data.taxonomy`)."
     if isinstance(spec, pd.DataFrame): return check_taxonomy(spec)
     if spec is None: raise ValueError("no taxonomy given")
@@ -276,16 +326,25 @@ def _species_name(adata, default: str) -> str:
     s = adata.obs["species"].astype(str).unique() if "species" in adata.obs else []
     return str(s[0]) if len(s) == 1 else default
 
-def cross_affinity(source, target, *, use_rep: str = "X_scn_aligned", label_key: str = "cell_type",
-                   target_label_key: str | None = None, label_map: dict | str | None = None, method: str = "exact",
-                   max_cells: int | None = None, normalize: str = "mass", n_projections: int = 200, seed: int = 0,
-                   min_cells: int = 2, backend: str = "numpy", num_itermax: int = 10_000_000,
-                   show_progress: bool | None = None) -> pd.DataFrame:
-    """Wasserstein-1 distance between every source type (rows) and every target type (columns) in the shared space `use_rep`.
-
-    Labels are renamed through `label_map` (`scnotebook.metrics.harmonize_labels`: a dict, a built-in name such as
-    'baron', or None) so that a type and its partner in the other species share a name. Same distance, caps and seeds
-    as `wasserstein_affinity`; neither AnnData is changed, the parameters are in the result's `attrs`."""
+def cross_affinity(
+    source,  # AnnData of one species (rows)
+    target,  # AnnData of the other (columns)
+    *,
+    use_rep: str = "X_scn_aligned",  # obsm key of the shared (aligned) space
+    label_key: str = "cell_type",  # obs column of the cell types
+    target_label_key: str | None = None,  # the target's label column; None: `label_key`
+    label_map: dict | str | None = None,  # dict or `LABEL_MAPS` name: labels -> shared names; None: unchanged
+    method: str = "exact",  # `'exact'` or `'sliced'` (as `wasserstein_affinity`)
+    max_cells: int | None = None,  # cells per type; None: 300 exact, 5,000 sliced
+    normalize: str = "mass",  # `'mass'`, `'center'` or `'standardize'` each type
+    n_projections: int = 200,  # directions of `'sliced'`
+    seed: int = 0,  # seed of the subsamples and projections
+    min_cells: int = 2,  # types with fewer cells raise (see `drop_small_types`)
+    backend: str = "numpy",  # `'numpy'` or `'pot'` for `'sliced'`
+    num_itermax: int = 10_000_000,  # iteration cap of `ot.emd2`
+    show_progress: bool | None = None,  # progress bar over type pairs
+) -> pd.DataFrame:  # source types x target types; parameters in `attrs`
+    "Wasserstein-1 distance between every source type and every target type in the shared space `use_rep`.\n\n    Labels are renamed through `label_map` so that a type and its partner in the other species share a name.\n    Neither AnnData is changed."
     from scnotebook.metrics import harmonize_labels, resolve_label_map
     max_cells = _check_method(method, max_cells, backend)
     Xs = obsm_matrix(source, use_rep, what="source", dtype=np.float64)
@@ -315,9 +374,15 @@ def cross_affinity(source, target, *, use_rep: str = "X_scn_aligned", label_key:
 # %% ../nbs/06_affinity.ipynb #5e435cef
 OPEN_SET_RULES = {"median": 1.25, "within": 0.85}   # rule -> default ratio (chosen from the Baron measurements below)
 
-def score_cross_affinity(D: pd.DataFrame, *, label_map: dict | str | None = None, rule: str = "median",
-                         ratio: float | None = None, within_source: pd.DataFrame | None = None,
-                         within_target: pd.DataFrame | None = None) -> pd.DataFrame:
+def score_cross_affinity(
+    D: pd.DataFrame,  # a `cross_affinity` result
+    *,
+    label_map: dict | str | None = None,  # dict or `LABEL_MAPS` name: labels -> shared names; None: unchanged
+    rule: str = "median",  # open-set rule: `'median'` or `'within'` (see below)
+    ratio: float | None = None,  # threshold of the rule; None: `OPEN_SET_RULES` (1.25, 0.85)
+    within_source: pd.DataFrame | None = None,  # `wasserstein_affinity` of the source in the same space (`'within'`)
+    within_target: pd.DataFrame | None = None,  # `wasserstein_affinity` of the target in the same space (`'within'`)
+) -> pd.DataFrame:  # index (side, type): nearest, partner rank and distance, open-set flag
     """Per type of either species (index: side, type): its nearest type in the other species, whether that is its
     true partner (same harmonised name), the partner's rank and distance, and an open-set flag for types without one.
 
@@ -360,7 +425,10 @@ def score_cross_affinity(D: pd.DataFrame, *, label_map: dict | str | None = None
     out.attrs.update(rule=rule, ratio=ratio, **{k: D.attrs[k] for k in ("use_rep", "source_species", "target_species") if k in D.attrs})
     return out
 
-def cross_affinity_summary(scores: pd.DataFrame, side: str = "target") -> dict:
+def cross_affinity_summary(
+    scores: pd.DataFrame,  # a `score_cross_affinity` result
+    side: str = "target",  # `'target'` or `'source'`
+) -> dict:
     "Headline numbers of one side: shared types, partners found nearest, mean partner rank, and the open-set flag vs the truth."
     s = scores.xs(side, level="side")
     shared = s[s.has_partner]
@@ -384,10 +452,17 @@ def _order_by(types: Sequence[str], taxonomy: pd.DataFrame | None) -> list[str]:
     known = [t for t in types if t in tax.index]
     return (taxonomy_order(tax, known) if known else []) + sorted(t for t in types if t not in tax.index)
 
-def plot_cross_affinity(D: pd.DataFrame, source_taxonomy: pd.DataFrame | None = None,
-                        target_taxonomy: pd.DataFrame | None = None, *, scores: pd.DataFrame | None = None,
-                        title: str | None = None, cmap: str = "viridis", figsize: tuple | None = None,
-                        path: str | os.PathLike | None = None):
+def plot_cross_affinity(
+    D: pd.DataFrame,  # a `cross_affinity` result
+    source_taxonomy: pd.DataFrame | None = None,  # orders the rows; None: as given
+    target_taxonomy: pd.DataFrame | None = None,  # orders the columns; None: as given
+    *,
+    scores: pd.DataFrame | None = None,  # its open-set flags; None: `score_cross_affinity(D)`
+    title: str | None = None,  # figure title
+    cmap: str = "viridis",  # matplotlib colormap
+    figsize: tuple | None = None,  # inches; None: grows with the number of types
+    path: str | os.PathLike | None = None,  # save the figure there; None: not saved
+):
     """Heatmap of a cross-species affinity (rows: source types, columns: target types, each in taxonomy order).
 
     Boxes: true partners (same name); dots: the nearest source type of every target type; red italic labels: types
@@ -419,13 +494,21 @@ def plot_cross_affinity(D: pd.DataFrame, source_taxonomy: pd.DataFrame | None = 
     return fig
 
 # %% ../nbs/06_affinity.ipynb #9d535b3e
-def drop_small_types(adata, label_key: str, min_cells: int = 2):
+def drop_small_types(
+    adata,  # AnnData with labels
+    label_key: str,  # obs column of the labels
+    min_cells: int = 2,  # types with fewer cells are dropped
+):
     "A view without the cell types that have fewer than `min_cells` cells (and the names dropped)."
     vc = adata.obs[label_key].astype(str).value_counts()
     small = list(vc.index[vc < min_cells])
     return (adata[~adata.obs[label_key].astype(str).isin(small)] if small else adata), small
 
-def cross_markdown(scores: pd.DataFrame, summary: dict, D: pd.DataFrame) -> str:
+def cross_markdown(
+    scores: pd.DataFrame,  # a `score_cross_affinity` result
+    summary: dict,  # its `cross_affinity_summary`
+    D: pd.DataFrame,  # the affinity
+) -> str:
     "The stage's short Markdown table: every target type, its nearest source type, the partner's rank and the flag."
     src, tgt = D.attrs.get("source_species", "source"), D.attrs.get("target_species", "target")
     s = scores.xs("target", level="side").sort_values(["has_partner", "nearest_distance"], ascending=[False, True])

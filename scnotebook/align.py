@@ -22,8 +22,16 @@ __all__ = ['METHODS', 'PAPER_DEFAULTS', 'MUSE_DEFAULTS', 'SEEDED_DEFAULTS', 'rot
            'Discriminator', 'adversarial_fit', 'gw_init', 'refine', 'centroid_anchors', 'AlignResult', 'align']
 
 # %% ../nbs/05_align.ipynb #d49cd3b9
-def rotated_pair(n_cells: int = 400, dim: int = 8, n_types: int = 10, *, noise: float = 0.15, target_only: int = 1,
-                 use_rep: str = "X_scn", seed: int = 0) -> tuple[AnnData, AnnData, np.ndarray]:
+def rotated_pair(
+    n_cells: int = 400,  # cells per side
+    dim: int = 8,  # embedding dimension
+    n_types: int = 10,  # cell types shared by both sides
+    *,
+    noise: float = 0.15,  # within-type spread (per-dimension sd, times 2 .. 0.5)
+    target_only: int = 1,  # extra types only the target has
+    use_rep: str = "X_scn",  # obsm key of the embeddings
+    seed: int = 0,  # random seed
+) -> tuple[AnnData, AnnData, np.ndarray]:  # (source "mouse", target "human", R)
     "Source and target AnnData (obs `cell_type`, `species`; obsm `use_rep`) and the true rotation R (target = source @ R.T)."
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(n_types + target_only, dim)) * 2.0
@@ -44,7 +52,11 @@ def rotated_pair(n_cells: int = 400, dim: int = 8, n_types: int = 10, *, noise: 
     return src, tgt, R
 
 # %% ../nbs/05_align.ipynb #69875bf8
-def check_pair(source: AnnData, target: AnnData, use_rep: str) -> tuple[np.ndarray, np.ndarray]:
+def check_pair(
+    source: AnnData,  # AnnData of one species
+    target: AnnData,  # AnnData of the other
+    use_rep: str,  # obsm key of the embeddings
+) -> tuple[np.ndarray, np.ndarray]:
     "The two embeddings, checked: present, non-empty, finite and of the same dimension."
     Xs, Xt = obsm_matrix(source, use_rep, what="source"), obsm_matrix(target, use_rep, what="target")
     if Xs.shape[1] != Xt.shape[1]:
@@ -56,9 +68,9 @@ def check_pair(source: AnnData, target: AnnData, use_rep: str) -> tuple[np.ndarr
 @dataclass
 class Normalizer:
     "Steps 'center', 'renorm' (unit length per cell) and 'scale' (mean norm 1), learned on one species."
-    steps: tuple = ()
-    mean: np.ndarray | None = None
-    scale: float = 1.0
+    steps: tuple = ()  # `'center'`, `'renorm'`, `'scale'`, applied in order
+    mean: np.ndarray | None = None  # learned centre (by `fit_transform`)
+    scale: float = 1.0  # learned divisor of `scale`
     def fit_transform(self, X: np.ndarray) -> np.ndarray:
         X = np.array(X, dtype=np.float32)
         for s in self.steps:
@@ -74,7 +86,9 @@ class Normalizer:
             elif s == "scale": X /= self.scale
         return X
 
-def normalizer(how: str | None = "center,renorm") -> Normalizer:
+def normalizer(
+    how: str | None = "center,renorm",  # steps among `'center'`, `'renorm'`, `'scale'`, comma-separated; None: none
+) -> Normalizer:
     "A `Normalizer` from a recipe such as 'center,renorm' (None or '' : no change)."
     steps = tuple(s.strip() for s in (how or "").split(",") if s.strip())
     for s in steps:
@@ -93,7 +107,12 @@ def _knn_mean_sim(A: np.ndarray, B: np.ndarray, k: int, chunk: int = 2048) -> np
         out[i:i + chunk] = (torch.from_numpy(A[i:i + chunk]) @ Bt).topk(k, dim=1).values.mean(1).numpy()
     return out
 
-def csls_nn(A: np.ndarray, B: np.ndarray, k: int = 10, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def csls_nn(
+    A: np.ndarray,  # query rows (cosine: lengths do not matter)
+    B: np.ndarray,  # rows searched
+    k: int = 10,  # neighbours of the CSLS hubness penalty
+    chunk: int = 2048,  # rows compared at a time (memory)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # (index in B, CSLS score, cosine), one each per row of A
     "For every row of A: index of its CSLS nearest neighbour in B, the CSLS score and the cosine to it."
     A, B = _unit(A), _unit(B)
     rB, rA = _knn_mean_sim(A, B, k, chunk), torch.from_numpy(_knn_mean_sim(B, A, k, chunk))
@@ -106,14 +125,22 @@ def csls_nn(A: np.ndarray, B: np.ndarray, k: int = 10, chunk: int = 2048) -> tup
         cos[i:i + chunk] = s.gather(1, j[:, None])[:, 0].numpy()
     return idx, score, cos
 
-def mutual_csls_pairs(A: np.ndarray, B: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def mutual_csls_pairs(
+    A: np.ndarray,  # rows of one side
+    B: np.ndarray,  # rows of the other
+    k: int = 10,  # neighbours of the CSLS penalty
+) -> tuple[np.ndarray, np.ndarray]:  # (i, j) index arrays
     "Index pairs (i, j) where A[i] and B[j] are each other's CSLS nearest neighbour."
     ab, _, _ = csls_nn(A, B, k); ba, _, _ = csls_nn(B, A, k)
     i = np.arange(len(A)); keep = ba[ab] == i
     return i[keep], ab[keep]
 
 # %% ../nbs/05_align.ipynb #952e913c
-def procrustes(A: np.ndarray, B: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+def procrustes(
+    A: np.ndarray,  # source rows (n x d)
+    B: np.ndarray,  # paired target rows (n x d)
+    weights: np.ndarray | None = None,  # weight per pair; None: equal
+) -> np.ndarray:  # W (d x d), to apply as `A @ W.T`
     "The orthogonal W minimising sum_i w_i ||W a_i - b_i||^2 for paired rows of A and B."
     A, B = np.asarray(A, np.float64), np.asarray(B, np.float64)
     if A.shape != B.shape: raise ValueError(f"procrustes needs paired rows of equal shape, got {A.shape} and {B.shape}")
@@ -122,7 +149,13 @@ def procrustes(A: np.ndarray, B: np.ndarray, weights: np.ndarray | None = None) 
     U, _, Vt = np.linalg.svd(B.T @ A)
     return (U @ Vt).astype(np.float32)
 
-def selection_criterion(A_mapped: np.ndarray, B: np.ndarray, k: int = 10, max_cells: int = 5000, seed: int = 0) -> float:
+def selection_criterion(
+    A_mapped: np.ndarray,  # source cells after the map
+    B: np.ndarray,  # target cells
+    k: int = 10,  # neighbours of the CSLS penalty
+    max_cells: int = 5000,  # source cells sampled at most
+    seed: int = 0,  # seed of the sample
+) -> float:  # higher is better, at most 1
     "Mean cosine between (at most `max_cells`) mapped source cells and their CSLS neighbours in the target."
     if len(A_mapped) > max_cells:
         A_mapped = A_mapped[np.random.default_rng(seed).choice(len(A_mapped), max_cells, replace=False)]
@@ -131,7 +164,11 @@ def selection_criterion(A_mapped: np.ndarray, B: np.ndarray, k: int = 10, max_ce
 # %% ../nbs/05_align.ipynb #7bca950a
 class LinearMap(nn.Module):
     "The generator W: x -> Wx, d x d, no bias, no activation."
-    def __init__(self, dim: int, init: str | np.ndarray = "identity"):
+    def __init__(
+        self,
+        dim: int,  # embedding dimension d
+        init: str | np.ndarray = "identity",  # `'identity'`, `'orthogonal'`, `'random'` or a d x d array
+    ):
         super().__init__()
         self.W = nn.Linear(dim, dim, bias=False)
         if isinstance(init, np.ndarray):
@@ -141,14 +178,24 @@ class LinearMap(nn.Module):
         elif init == "orthogonal": nn.init.orthogonal_(self.W.weight)
         elif init != "random": raise ValueError(f"unknown init {init!r}: use 'identity', 'orthogonal' or 'random'")
     def forward(self, x): return self.W(x)
-    def orthogonalize(self, beta: float):
+    def orthogonalize(
+        self,
+        beta: float,  # step size; MUSE uses 0.001
+    ):
         "MUSE's update W <- (1 + beta) W - beta (W W^T) W, which pulls W towards the orthogonal matrices."
         with torch.no_grad():
             W = self.W.weight; W.copy_((1 + beta) * W - beta * (W @ W.T) @ W)
 
 class Discriminator(nn.Module):
     "MLP: input dropout, `layers` hidden LeakyReLU layers, one logit (target = 1, mapped source = 0)."
-    def __init__(self, dim: int, hidden: int = 512, layers: int = 2, input_dropout: float = 0.1, dropout: float = 0.0):
+    def __init__(
+        self,
+        dim: int,  # embedding dimension
+        hidden: int = 512,  # width of the hidden layers
+        layers: int = 2,  # hidden layers
+        input_dropout: float = 0.1,  # dropout on the input
+        dropout: float = 0.0,  # dropout after each hidden layer
+    ):
         super().__init__()
         mods: list[nn.Module] = [nn.Dropout(input_dropout)]; n = dim
         for _ in range(layers): mods += [nn.Linear(n, hidden), nn.LeakyReLU(0.2), nn.Dropout(dropout)]; n = hidden
@@ -168,17 +215,35 @@ def _sampler(X: np.ndarray, rng: np.random.Generator, sampling: str, n_clusters:
         return flat[offs[g] + (rng.random(b) * sizes[g]).astype(np.int64)]
     return draw
 
-def adversarial_fit(Xs: np.ndarray, Xt: np.ndarray, *, epochs: int = 5, epoch_size: int = 20000, batch_size: int = 32,
-                    lr: float = 0.1, optimizer: str = "sgd", dis_lr: float | None = None, dis_steps: int = 5,
-                    dis_hidden: int = 512, dis_layers: int = 2, dis_input_dropout: float = 0.1,
-                    label_smoothing: float = 0.1, init: str | np.ndarray = "identity", orthogonalize: float = 0.001,
-                    lr_decay: float = 0.98, lr_shrink: float = 0.5, min_lr: float = 1e-6, sampling: str = "uniform",
-                    n_clusters: int = 20, csls_k: int = 10, seed: int = 0, device: str = "cpu",
-                    num_threads: int | None = 1, show_progress: bool | None = None) -> tuple[np.ndarray, float, pd.DataFrame]:
-    """Train W against a discriminator; returns (best W by the criterion, its criterion, per-epoch history).
-
-    The steps are tiny matrix products, for which one CPU thread is several times faster than many
-    (`num_threads`, restored afterwards; None leaves torch's setting alone)."""
+def adversarial_fit(
+    Xs: np.ndarray,  # source cells (normalised), float32
+    Xt: np.ndarray,  # target cells (normalised), float32
+    *,
+    epochs: int = 5,  # epochs; the criterion picks the best
+    epoch_size: int = 20000,  # source cells drawn per epoch
+    batch_size: int = 32,  # cells per side per step
+    lr: float = 0.1,  # learning rate of the map
+    optimizer: str = "sgd",  # `'sgd'` (MUSE) or `'adam'` (the paper)
+    dis_lr: float | None = None,  # the discriminator's learning rate; None: `lr`
+    dis_steps: int = 5,  # discriminator steps per map step
+    dis_hidden: int = 512,  # hidden width of the discriminator
+    dis_layers: int = 2,  # hidden layers of the discriminator
+    dis_input_dropout: float = 0.1,  # dropout on the discriminator's input
+    label_smoothing: float = 0.1,  # targets s and 1 - s instead of 0 and 1
+    init: str | np.ndarray = "identity",  # initial W: `'identity'`, `'orthogonal'`, `'random'` or a d x d array
+    orthogonalize: float = 0.001,  # beta of the orthogonalisation after each map step; 0: none
+    lr_decay: float = 0.98,  # learning rates multiplied by this after each epoch
+    lr_shrink: float = 0.5,  # and by this when the criterion did not improve (1: never)
+    min_lr: float = 1e-6,  # floor of the decay
+    sampling: str = "uniform",  # `'uniform'` over cells, or `'balanced'` over k-means clusters
+    n_clusters: int = 20,  # clusters of `'balanced'` sampling
+    csls_k: int = 10,  # neighbours of the CSLS criterion
+    seed: int = 0,  # random seed
+    device: str = "cpu",  # torch device (`get_device` names)
+    num_threads: int | None = 1,  # torch CPU threads while training (1 is fastest here); None: unchanged
+    show_progress: bool | None = None,  # progress bar over epochs; None: follow `SCNOTEBOOK_PROGRESS`
+) -> tuple[np.ndarray, float, pd.DataFrame]:  # (best W by the criterion, its criterion, per-epoch history)
+    "Train W against a discriminator (the paper's eq. 8-10 with MUSE's options); keeps the epoch with the best criterion."
     if epochs < 1: raise ValueError(f"epochs must be at least 1, got {epochs}")
     with cpu_threads(num_threads if get_device(device).type == "cpu" else None):
         if batch_size < 1 or epoch_size < 1: raise ValueError(f"batch_size and epoch_size must be positive, got {batch_size}, {epoch_size}")
@@ -220,8 +285,15 @@ def adversarial_fit(Xs: np.ndarray, Xt: np.ndarray, *, epochs: int = 5, epoch_si
         return best_W, float(best), pd.DataFrame(hist)
 
 # %% ../nbs/05_align.ipynb #bcf041e0
-def gw_init(Xs: np.ndarray, Xt: np.ndarray, *, n_cells: int = 500, dims: int = 10, n_init: int = 3,
-            seed: int = 0) -> tuple[np.ndarray, float]:
+def gw_init(
+    Xs: np.ndarray,  # source cells (normalised)
+    Xt: np.ndarray,  # target cells (normalised)
+    *,
+    n_cells: int = 500,  # cells sampled per side
+    dims: int = 10,  # top principal components the distances are computed in
+    n_init: int = 3,  # GW solves from different starts; the lowest loss wins
+    seed: int = 0,  # random seed
+) -> tuple[np.ndarray, float]:  # (W, GW loss)
     "An orthogonal W from a Gromov-Wasserstein coupling of sampled cells; returns (W, GW loss)."
     import ot
     rng = np.random.default_rng(seed)
@@ -241,9 +313,16 @@ def gw_init(Xs: np.ndarray, Xt: np.ndarray, *, n_cells: int = 500, dims: int = 1
     return W, best[0]
 
 # %% ../nbs/05_align.ipynb #10927798
-def refine(Xs: np.ndarray, Xt: np.ndarray, W: np.ndarray, *, n_iter: int = 5, csls_k: int = 10,
-           seed: int = 0) -> tuple[np.ndarray, float, pd.DataFrame]:
-    "Procrustes on mutual CSLS neighbours, `n_iter` times; returns the best W by the criterion, its value, history."
+def refine(
+    Xs: np.ndarray,  # source cells (normalised)
+    Xt: np.ndarray,  # target cells (normalised)
+    W: np.ndarray,  # the map to start from
+    *,
+    n_iter: int = 5,  # Procrustes rounds
+    csls_k: int = 10,  # neighbours of CSLS
+    seed: int = 0,  # seed of the criterion sample
+) -> tuple[np.ndarray, float, pd.DataFrame]:  # (best W by the criterion, its criterion, history)
+    "Refine W by Procrustes on mutual CSLS neighbours, `n_iter` times; keeps the best W by the criterion."
     best_W, best = W, selection_criterion(Xs @ W.T, Xt, csls_k, seed=seed); hist = [{"iteration": 0, "criterion": best, "pairs": np.nan}]
     for it in range(1, n_iter + 1):
         i, j = mutual_csls_pairs(Xs @ W.T, Xt, csls_k)
@@ -254,8 +333,14 @@ def refine(Xs: np.ndarray, Xt: np.ndarray, W: np.ndarray, *, n_iter: int = 5, cs
     return best_W, float(best), pd.DataFrame(hist)
 
 # %% ../nbs/05_align.ipynb #1aaa86f1
-def centroid_anchors(Xs: np.ndarray, Xt: np.ndarray, ys: Sequence, yt: Sequence, *, min_cells: int = 1
-                     ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+def centroid_anchors(
+    Xs: np.ndarray,  # source cells
+    Xt: np.ndarray,  # target cells
+    ys: Sequence,  # source label per cell
+    yt: Sequence,  # target label per cell
+    *,
+    min_cells: int = 1,  # cells a type needs on each side
+) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:  # (source centroids, target centroids, names, weights)
     "Centroids of the types present in both (with at least `min_cells` cells on each side): (A, B, names, weights)."
     ys, yt = np.asarray(ys).astype(str), np.asarray(yt).astype(str)
     names = sorted(t for t in set(ys) & set(yt) if (ys == t).sum() >= min_cells and (yt == t).sum() >= min_cells)
@@ -282,18 +367,18 @@ SEEDED_DEFAULTS = dict(many="sum", layer=None, n_top_genes=2000, gene_comps=50, 
 @dataclass
 class AlignResult:
     "What `align` found: `W` maps normalised source rows to the target (`Xn @ W.T`), and how it was chosen."
-    W: np.ndarray
-    method: str
-    criterion: float
-    seed: int
-    source_norm: Normalizer
-    target_norm: Normalizer
-    history: pd.DataFrame = field(default_factory=pd.DataFrame)
-    restarts: pd.DataFrame = field(default_factory=pd.DataFrame)
-    candidates: list = field(default_factory=list)
-    params: dict = field(default_factory=dict)
-    source: AnnData | None = None     # with `copy=True`: the aligned copies of the inputs
-    target: AnnData | None = None
+    W: np.ndarray  # the d x d map: normalised source rows `Xn @ W.T` lie in the target space
+    method: str  # the method that ran
+    criterion: float  # unsupervised selection criterion of `W` (mean CSLS cosine)
+    seed: int  # seed of the chosen restart
+    source_norm: Normalizer  # normalisation learned on the source
+    target_norm: Normalizer  # normalisation learned on the target
+    history: pd.DataFrame = field(default_factory=pd.DataFrame)  # per-epoch / per-iteration record
+    restarts: pd.DataFrame = field(default_factory=pd.DataFrame)  # seed and criterion of each restart
+    candidates: list = field(default_factory=list)  # the W of each restart
+    params: dict = field(default_factory=dict)  # the settings used (also in `uns`)
+    source: AnnData | None = None  # with `copy=True`: the aligned copy of the source
+    target: AnnData | None = None  # with `copy=True`: the aligned copy of the target
     def transform(self, X: np.ndarray, side: str = "source") -> np.ndarray:
         "Map new cells of the source (or bring new target cells into the shared space)."
         if self.method == "seeded":
@@ -324,22 +409,29 @@ def _anchor_labels(source, target, anchors, label_key, label_map):
     lb = np.array([x if x in set(pairs.values()) else "" for x in yt], dtype=object)
     return la, lb
 
-def align(source: AnnData, target: AnnData, *, use_rep: str = "X_scn", method: str | None = None,
-          genes: str | pd.DataFrame | None = None, anchors: tuple | list | dict | None = None, seed: int = 0,
-          key_added: str = "X_scn_aligned", restarts: int = 1, epochs: int | None = None, normalize: str | None | bool = True,
-          refinement: int = 5, csls_k: int = 10, label_key: str = "cell_type", label_map: dict | str | None = None,
-          device: str = "cpu", show_progress: bool | None = None, copy: bool = False,
-          **kwargs) -> AlignResult:
-    """Align `source.obsm[use_rep]` onto `target.obsm[use_rep]`; write both into `obsm[key_added]`.
-
-    `genes` ('symbols', an ortholog table as DataFrame / CSV path, or 'biomart' / 'hcop') and `anchors` (cell types
-    known in both, as a list or a source -> target dict; or explicit cell pairs `(i, j)`) choose the gene-seeded
-    recipe of `scnotebook.homology` (`method='seeded'`, the default when either is given; else 'muse').
-    `normalize=True` means 'center,renorm' for muse/procrustes/seeded/none and no normalisation for 'paper';
-    extra keyword arguments override the defaults (`PAPER_DEFAULTS`, `MUSE_DEFAULTS`, `SEEDED_DEFAULTS`).
-    The parameters are recorded in `uns['scnotebook'][key_added]` of both objects (so a second alignment under another
-    `key_added` keeps the first one's record). With `copy=True` the inputs are left alone and the aligned copies are
-    `result.source` and `result.target`."""
+def align(
+    source: AnnData,  # cells to map (its `obsm[use_rep]`)
+    target: AnnData,  # cells mapped onto
+    *,
+    use_rep: str = "X_scn",  # embedding of both, in `obsm`
+    method: str | None = None,  # one of `METHODS`; None: `'seeded'` with genes/anchors, else `'muse'`
+    genes: str | pd.DataFrame | None = None,  # `'symbols'`, `'biomart'`, `'hcop'`, an ortholog table or CSV (see `gene_pairs`)
+    anchors: tuple | list | dict | None = None,  # cell types in both (list, or source -> target dict), or cell pairs `(i, j)`
+    seed: int = 0,  # seed of the first restart (restart r uses seed + r)
+    key_added: str = "X_scn_aligned",  # obsm key the aligned embeddings go to
+    restarts: int = 1,  # adversarial runs; the best criterion wins
+    epochs: int | None = None,  # adversarial epochs; None: the method's default
+    normalize: str | None | bool = True,  # `normalizer` steps; True: `'center,renorm'` (none for `'paper'`); None: none
+    refinement: int = 5,  # Procrustes refinement rounds after `'muse'`
+    csls_k: int = 10,  # neighbours of CSLS
+    label_key: str = "cell_type",  # obs column of cell types (`'procrustes'`, type anchors)
+    label_map: dict | str | None = None,  # maps labels to shared names (dict or a `LABEL_MAPS` name)
+    device: str = "cpu",  # torch device of the adversarial training
+    show_progress: bool | None = None,  # progress bars
+    copy: bool = False,  # leave the inputs alone; the aligned copies are `result.source`, `result.target`
+    **kwargs,  # override `PAPER_DEFAULTS`, `MUSE_DEFAULTS` or `SEEDED_DEFAULTS` of the method
+) -> AlignResult:  # the map, its criterion and the record of the run
+    "Align `source.obsm[use_rep]` onto `target.obsm[use_rep]`; write both into `obsm[key_added]`.\n\n    `genes` or `anchors` choose the gene-seeded recipe of `scnotebook.homology` (`method='seeded'`).\n    The parameters are recorded in `uns['scnotebook'][key_added]` of both objects (so a second alignment\n    under another `key_added` keeps the first one's record)."
     if method is None: method = "seeded" if genes is not None or _type_anchors(anchors) else "muse"
     if method not in METHODS: raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
     if genes is not None and method != "seeded":

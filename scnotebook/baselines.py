@@ -21,7 +21,11 @@ __all__ = ['log', 'BASELINES', 'DEFAULT_COMPONENTS', 'DEFAULT_HIDDEN', 'mlp', 'A
 # %% ../nbs/08_baselines.ipynb #335c6a40
 log = get_logger("baselines")
 
-def mlp(sizes: Sequence[int], *, last_act: bool = True) -> nn.Sequential:
+def mlp(
+    sizes: Sequence[int],  # layer widths, input first
+    *,
+    last_act: bool = True,  # LeakyReLU after the last layer too
+) -> nn.Sequential:
     "Linear layers with LeakyReLU between them (and after the last one if `last_act`)."
     layers = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -31,7 +35,12 @@ def mlp(sizes: Sequence[int], *, last_act: bool = True) -> nn.Sequential:
 
 class Autoencoder(nn.Module):
     "A plain deterministic autoencoder: encoder MLP -> linear latent -> decoder MLP."
-    def __init__(self, n_in: int, hidden: Sequence[int] = (256, 128), n_latent: int = 32):
+    def __init__(
+        self,
+        n_in: int,  # input dimension
+        hidden: Sequence[int] = (256, 128),  # encoder widths (the decoder mirrors them)
+        n_latent: int = 32,  # embedding dimension
+    ):
         super().__init__()
         self.encoder = nn.Sequential(mlp([n_in, *hidden]), nn.Linear(hidden[-1], n_latent))
         self.decoder = nn.Sequential(mlp([n_latent, *hidden[::-1]]), nn.Linear(hidden[0], n_in))
@@ -43,7 +52,13 @@ class Autoencoder(nn.Module):
 
 class VAE(nn.Module):
     "A Gaussian VAE (unit-variance Gaussian decoder); the embedding is the posterior mean."
-    def __init__(self, n_in: int, hidden: Sequence[int] = (256, 128), n_latent: int = 32, beta: float = 1.0):
+    def __init__(
+        self,
+        n_in: int,  # input dimension
+        hidden: Sequence[int] = (256, 128),  # encoder widths (the decoder mirrors them)
+        n_latent: int = 32,  # embedding dimension
+        beta: float = 1.0,  # weight of the KL term
+    ):
         super().__init__()
         self.body = mlp([n_in, *hidden]); self.mu = nn.Linear(hidden[-1], n_latent); self.logvar = nn.Linear(hidden[-1], n_latent)
         self.decoder = nn.Sequential(mlp([n_latent, *hidden[::-1]]), nn.Linear(hidden[0], n_in)); self.beta = beta
@@ -57,7 +72,11 @@ class VAE(nn.Module):
         kl = (-0.5 * (1 + out["logvar"] - out["mu"] ** 2 - out["logvar"].exp())).sum(1).mean()
         return rec + self.beta * kl_weight * kl, {"rec": rec.item(), "kl": kl.item()}
 
-def mmd(a: torch.Tensor, b: torch.Tensor, scales: Sequence[float] = (0.1, 1.0, 10.0)) -> torch.Tensor:
+def mmd(
+    a: torch.Tensor,  # one sample (rows)
+    b: torch.Tensor,  # the other sample
+    scales: Sequence[float] = (0.1, 1.0, 10.0),  # kernel bandwidths, times the pooled median distance
+) -> torch.Tensor:
     "Biased MMD^2 between two samples with a sum of Gaussian kernels (bandwidths relative to the pooled median distance)."
     x = torch.cat([a, b]); d = torch.cdist(x, x) ** 2
     med = d.detach()[d.detach() > 0].median() if (d.detach() > 0).any() else torch.tensor(1.0, device=x.device)
@@ -67,8 +86,15 @@ def mmd(a: torch.Tensor, b: torch.Tensor, scales: Sequence[float] = (0.1, 1.0, 1
 
 class Saucie(nn.Module):
     "SAUCIE: sparse autoencoder with a 2-D embedding layer and a binarisable clustering layer (see above)."
-    def __init__(self, n_in: int, hidden: Sequence[int] = (256, 128, 64), n_embed: int = 2,
-                 lambda_d: float = 0.2, lambda_c: float = 0.05, lambda_b: float = 0.1):
+    def __init__(
+        self,
+        n_in: int,  # input dimension
+        hidden: Sequence[int] = (256, 128, 64),  # encoder widths
+        n_embed: int = 2,  # embedding dimension (SAUCIE: 2)
+        lambda_d: float = 0.2,  # weight of the ID regularisation (entropy of the clustering layer)
+        lambda_c: float = 0.05,  # weight of the within-cluster distance
+        lambda_b: float = 0.1,  # weight of the MMD between batches (with batches)
+    ):
         super().__init__()
         self.encoder = nn.Sequential(mlp([n_in, *hidden]), nn.Linear(hidden[-1], n_embed))
         self.decoder_body = mlp([n_embed, *hidden[::-1][:-1]])
@@ -101,8 +127,18 @@ class Saucie(nn.Module):
         return loss, parts
 
 # %% ../nbs/08_baselines.ipynb #2ea8ee90
-def fit_module(module: nn.Module, X: np.ndarray, *, epochs: int = 30, batch_size: int = 128, lr: float = 1e-3,
-               batches: np.ndarray | None = None, device="cpu", seed: int = 0, show_progress: bool | None = None) -> list[dict]:
+def fit_module(
+    module: nn.Module,  # a baseline module (has `.loss(x, out, ...)`)
+    X: np.ndarray,  # cells x features (already scaled)
+    *,
+    epochs: int = 30,  # passes over the data
+    batch_size: int = 128,  # cells per step
+    lr: float = 1e-3,  # Adam learning rate
+    batches: np.ndarray | None = None,  # batch label per cell, for SAUCIE's MMD; None: none
+    device="cpu",  # torch device (`get_device` names)
+    seed: int = 0,  # seed of the shuffling
+    show_progress: bool | None = None,  # progress bar over epochs
+) -> list[dict]:
     "Train `module` (which has `.loss(x, out, ...)`) on rows of `X`; returns the mean loss parts per epoch."
     dev = get_device(device)
     module.to(dev).train()
@@ -131,7 +167,13 @@ def fit_module(module: nn.Module, X: np.ndarray, *, epochs: int = 30, batch_size
     return hist
 
 @torch.no_grad()
-def embed_module(module: nn.Module, X: np.ndarray, *, device="cpu", batch_size: int = 4096) -> np.ndarray:
+def embed_module(
+    module: nn.Module,  # a trained baseline module (has `.embed`)
+    X: np.ndarray,  # cells x features, scaled as for training
+    *,
+    device="cpu",  # torch device
+    batch_size: int = 4096,  # cells per forward pass
+) -> np.ndarray:
     "The embedding (`module.embed`) of every row of `X`, in eval mode."
     dev = get_device(device); module.to(dev).eval()
     Xt = torch.as_tensor(np.asarray(X, np.float32))
@@ -142,11 +184,25 @@ BASELINES = {"pca": "X_pca", "saucie": "X_saucie", "ae": "X_ae", "autoencoder": 
 DEFAULT_COMPONENTS = {"pca": 50, "saucie": 2, "ae": 32, "vae": 32}
 DEFAULT_HIDDEN = {"saucie": (256, 128, 64), "ae": (256, 128), "vae": (256, 128)}
 
-def embed_baseline(adata, method: str, *, use_rep: str = "X_intense", key_added: str | None = None, seed: int = 0,
-                   epochs: int = 30, device="cpu", n_components: int | None = None, hidden: Sequence[int] | None = None,
-                   batch_size: int = 128, lr: float = 1e-3, batch_key: str | None = None, copy: bool = False,
-                   show_progress: bool | None = None, **module_kwargs):
-    "Embed `adata` with baseline `method` ('pca', 'saucie', 'ae'/'autoencoder', 'vae') into `obsm[key_added]`."
+def embed_baseline(
+    adata,  # AnnData with `obsm[use_rep]`; changed in place unless `copy`
+    method: str,  # `'pca'`, `'saucie'`, `'ae'` (or `'autoencoder'`) or `'vae'`
+    *,
+    use_rep: str = "X_intense",  # obsm key of the input
+    key_added: str | None = None,  # obsm key of the embedding; None: `BASELINES[method]` (`X_pca`, `X_saucie`...)
+    seed: int = 0,  # random seed
+    epochs: int = 30,  # training epochs (neural baselines)
+    device="cpu",  # torch device (neural baselines)
+    n_components: int | None = None,  # embedding dimension; None: `DEFAULT_COMPONENTS` (50 PCA, 2 SAUCIE, 32 AE/VAE)
+    hidden: Sequence[int] | None = None,  # encoder widths; None: `DEFAULT_HIDDEN`
+    batch_size: int = 128,  # cells per step
+    lr: float = 1e-3,  # Adam learning rate
+    batch_key: str | None = None,  # obs column of batches for SAUCIE's MMD; None: none
+    copy: bool = False,  # work on a copy and return it
+    show_progress: bool | None = None,  # progress bar over epochs
+    **module_kwargs,  # more arguments of the module (e.g. `beta`, `lambda_c`)
+):
+    "Embed `adata` with a baseline into `obsm[key_added]` (the copy is returned when `copy`)."
     m = str(method).lower()
     if m not in BASELINES: raise ValueError(f"unknown baseline {method!r}: expected one of {sorted(BASELINES)}")
     m = "ae" if m == "autoencoder" else m
@@ -194,8 +250,15 @@ def _baseline_job(adata, method: str, kw: dict):
     key = kw.get("key_added") or BASELINES[str(method).lower()]
     return a.obsm[key], a.uns["scnotebook"]["baselines"][key], {c: a.obs[c] for c in a.obs.columns if c.startswith(f"{key}_")}
 
-def embed_baselines(adatas: dict, methods: Sequence[str], *, use_rep: str = "X_intense", n_jobs: int = 1, **kwargs) -> dict:
-    "`embed_baseline` for every dataset of `adatas` and every method of `methods` (in `n_jobs` processes); in place."
+def embed_baselines(
+    adatas: dict,  # dataset name -> AnnData, changed in place
+    methods: Sequence[str],  # baseline names (see `embed_baseline`)
+    *,
+    use_rep: str = "X_intense",  # obsm key of the input
+    n_jobs: int = 1,  # worker processes (neural baselines first)
+    **kwargs,  # `embed_baseline`'s other options
+) -> dict:  # `adatas`
+    "`embed_baseline` for every dataset of `adatas` and every method of `methods`, in place."
     import anndata as ad
     jobs = [(n, m) for n in adatas for m in methods]
     for m in methods:

@@ -128,7 +128,9 @@ def _validate_datasets(ds, key) -> dict:
 
 ALIGN_METHODS = ("muse", "paper", "procrustes", "seeded", "none")   # scnotebook.align.METHODS
 
-def validate_config(cfg: dict) -> dict:
+def validate_config(
+    cfg: dict,  # a config as read from YAML (missing sections and keys take their defaults)
+) -> dict:
     "Check `cfg` against `SCHEMA` and return a full copy with every default filled in."
     out = _validate(cfg or {}, SCHEMA, "")
     names = list(out["datasets"])
@@ -149,7 +151,10 @@ def validate_config(cfg: dict) -> dict:
     return out
 
 # %% ../nbs/00a_config.ipynb #e74e7c72
-def apply_overrides(cfg: dict, overrides: list[str] | None) -> dict:
+def apply_overrides(
+    cfg: dict,  # config to copy (left unchanged)
+    overrides: list[str] | None,  # items like `'train.epochs=3'`; the value is parsed as YAML; None: none
+) -> dict:
     "Apply `key.sub=value` overrides (values parsed as YAML) to a copy of `cfg`."
     cfg = copy.deepcopy(cfg)
     for item in overrides or []:
@@ -164,7 +169,10 @@ def apply_overrides(cfg: dict, overrides: list[str] | None) -> dict:
         d[parts[-1]] = yaml.safe_load(raw)
     return cfg
 
-def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> dict:
+def load_config(
+    path: str | os.PathLike,  # YAML file; relative dataset and taxonomy paths are relative to its folder
+    overrides: list[str] | None = None,  # `'key.sub=value'` items applied before validation (see `apply_overrides`)
+) -> dict:
     "Read a YAML config, apply overrides, resolve relative dataset paths, validate."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"config file {path} does not exist")
@@ -203,7 +211,9 @@ def config_dir() -> Path:
         if c.is_dir(): return c
     raise FileNotFoundError("cannot find the shipped configs/ folder; pass a path to a YAML config")
 
-def resolve_config(name_or_path: str | os.PathLike) -> Path:
+def resolve_config(
+    name_or_path: str | os.PathLike,  # an existing file, or the name of a shipped config without `.yaml`
+) -> Path:
     "A config path from a path or a shipped config name (`default`, `ci`, ...)."
     p = Path(name_or_path)
     if p.exists(): return p

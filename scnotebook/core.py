@@ -21,9 +21,9 @@ __all__ = ['DEVICES', 'REP_CANDIDATES', 'Settings', 'settings', 'project_root', 
 @dataclass(frozen=True)
 class Settings:
     "Where scnotebook caches downloads and looks for local copies of data."
-    cache_dir: Path
-    data_dir: Path | None
-    progress: bool = True
+    cache_dir: Path  # downloads are kept here (`SCNOTEBOOK_CACHE`)
+    data_dir: Path | None  # local copies of datasets (`SCNOTEBOOK_DATA`); None: none given
+    progress: bool = True  # show progress bars (`SCNOTEBOOK_PROGRESS=0` turns them off)
 
 def settings() -> Settings:
     "Read the settings from the environment (read anew on each call, so tests can change it)."
@@ -34,14 +34,18 @@ def settings() -> Settings:
     return Settings(cache_dir=cache, data_dir=Path(data).expanduser() if data else None, progress=prog)
 
 # %% ../nbs/00_core.ipynb #3ea8fffb
-def project_root(start: str | os.PathLike | None = None) -> Path | None:
+def project_root(
+    start: str | os.PathLike | None = None,  # folder to search from, then its parents; None: the working directory
+) -> Path | None:
     "The nearest folder at or above `start` (default: cwd) holding `settings.ini` (a checkout of this project)."
     p = Path(start or os.getcwd()).resolve()
     for q in (p, *p.parents):
         if (q / "settings.ini").exists() and (q / "nbs").is_dir(): return q
     return None
 
-def local_data(name: str | None = None) -> Path | None:
+def local_data(
+    name: str | None = None,  # dataset folder inside the data folder; None: the data folder itself
+) -> Path | None:
     "Path of local dataset folder `name` (or the data folder itself), or None when there is none."
     cands = []
     if settings().data_dir is not None: cands.append(settings().data_dir)
@@ -53,7 +57,10 @@ def local_data(name: str | None = None) -> Path | None:
     return None
 
 # %% ../nbs/00_core.ipynb #eecfc237
-def get_logger(name: str = "scnotebook", level: int | str | None = None) -> logging.Logger:
+def get_logger(
+    name: str = "scnotebook",  # logger name; other names become children `scnotebook.<name>`
+    level: int | str | None = None,  # level to set (`"DEBUG"`, 20...); None: keep `SCNOTEBOOK_LOGLEVEL` (default INFO)
+) -> logging.Logger:
     "The package logger (or a child of it), with a single stderr handler."
     root = logging.getLogger("scnotebook")
     if not root.handlers:
@@ -67,15 +74,26 @@ def get_logger(name: str = "scnotebook", level: int | str | None = None) -> logg
     return log
 
 # %% ../nbs/00_core.ipynb #3efe9020
-def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str | None = None,
-             disable: bool | None = None, leave: bool = True, **kwargs):
+def progress(
+    iterable: Iterable | None = None,  # what to iterate over; None: a bar updated by hand
+    *,
+    total: int | None = None,  # number of steps, when `iterable` has no `len`
+    desc: str | None = None,  # label shown before the bar
+    disable: bool | None = None,  # True hides the bar; None: follow `SCNOTEBOOK_PROGRESS`
+    leave: bool = True,  # keep the finished bar on screen
+    **kwargs,  # passed on to `tqdm`
+):
     "A tqdm progress bar over `iterable`, hidden when `SCNOTEBOOK_PROGRESS=0` or `disable=True`."
     from tqdm.auto import tqdm
     if disable is None: disable = not settings().progress
     return tqdm(iterable, total=total, desc=desc, disable=disable, leave=leave, dynamic_ncols=True, **kwargs)
 
 # %% ../nbs/00_core.ipynb #8af61f32
-def seed_everything(seed: int = 0, *, deterministic: bool = False) -> int:
+def seed_everything(
+    seed: int = 0,  # the seed (an integer; numpy gets it modulo 2**32)
+    *,
+    deterministic: bool = False,  # also `torch.use_deterministic_algorithms(True, warn_only=True)`
+) -> int:  # the seed
     "Seed `random`, `numpy` and `torch`; with `deterministic=True` also ask torch for deterministic kernels."
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an integer, got {seed!r} ({type(seed).__name__})")
@@ -93,7 +111,9 @@ def seed_everything(seed: int = 0, *, deterministic: bool = False) -> int:
 
 # %% ../nbs/00_core.ipynb #3c0ecaeb
 @contextlib.contextmanager
-def cpu_threads(n: int | None):
+def cpu_threads(
+    n: int | None,  # torch CPU threads inside the block; None or 0: unchanged
+):
     "Run a block with torch on `n` CPU threads, restored afterwards (None: leave torch's setting alone)."
     import torch
     old = torch.get_num_threads()
@@ -124,11 +144,11 @@ def xla_available() -> bool:
     return (importlib.util.find_spec("torch_xla") is not None
             and os.environ.get("PJRT_DEVICE", "").strip().upper() not in ("", "CPU"))
 
-def get_device(device: str | None = "auto", local_rank: int | None = None):
-    """A `torch.device` for `'auto' | 'cpu' | 'cuda' | 'cuda:N' | 'xla'` with a clear error when it is not available.
-
-    `local_rank` (a data-parallel process's index on its machine, e.g. torchrun's `LOCAL_RANK`) turns an
-    unnumbered GPU choice into `cuda:local_rank`, so every process of a run gets its own GPU."""
+def get_device(
+    device: str | None = "auto",  # `'auto'` (XLA, else CUDA, else CPU), `'cpu'`, `'cuda'`, `'cuda:N'`, `'xla'`; None: auto
+    local_rank: int | None = None,  # this process's index on its machine (torchrun's `LOCAL_RANK`): `'cuda'` -> `'cuda:N'`
+):
+    "A `torch.device`, with a clear error when it is not available; with `local_rank` each data-parallel process gets its own GPU."
     dev = _resolve_device(device)
     if local_rank is not None and dev.type == "cuda" and dev.index is None:
         import torch
@@ -157,12 +177,20 @@ def _resolve_device(device):
     if d == "xla": return _xla_device()
     raise ValueError(f"unknown device {device!r}: expected one of {DEVICES} (or 'cuda:N')")
 
-def device_kind(device) -> str:
+def device_kind(
+    device,  # a `torch.device` or a device string
+) -> str:
     "'cpu', 'cuda', 'xla' or 'meta' for a device or device string."
     return str(getattr(device, "type", device)).split(":")[0]
 
 # %% ../nbs/00_core.ipynb #44960d67
-def obsm_matrix(adata, use_rep: str, *, what: str = "adata", dtype=np.float32) -> np.ndarray:
+def obsm_matrix(
+    adata,  # AnnData to read from
+    use_rep: str,  # key of `adata.obsm`; `'X'`: `adata.X` (densified)
+    *,
+    what: str = "adata",  # name of `adata` in error messages
+    dtype=np.float32,  # dtype of the returned array
+) -> np.ndarray:
     "`adata.obsm[use_rep]` (`adata.X` for `use_rep='X'`) as a dense, finite, non-empty 2-d `dtype` array, or a clear error."
     from anndata import AnnData
     if not isinstance(adata, AnnData): raise TypeError(f"{what} must be an AnnData, got {type(adata).__name__}")
@@ -183,7 +211,13 @@ def obsm_matrix(adata, use_rep: str, *, what: str = "adata", dtype=np.float32) -
 
 REP_CANDIDATES = ("X_scn", "X_intense", "X_pca")
 
-def default_rep(adata, use_rep: str | None = None, *, candidates=REP_CANDIDATES, what: str = "adata") -> str:
+def default_rep(
+    adata,  # AnnData whose `obsm` is searched
+    use_rep: str | None = None,  # returned as is when given
+    *,
+    candidates=REP_CANDIDATES,  # keys tried in order when `use_rep` is None
+    what: str = "adata",  # name of `adata` in error messages
+) -> str:
     "`use_rep`, or (None) the first of `candidates` present in `adata.obsm`: the embedding a function reads by default."
     if use_rep is not None: return use_rep
     found = next((k for k in candidates if k in adata.obsm), None)
@@ -193,7 +227,10 @@ def default_rep(adata, use_rep: str | None = None, *, candidates=REP_CANDIDATES,
 
 # %% ../nbs/00_core.ipynb #e5df3020
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str | None = None):
+def atomic_path(
+    path: str | os.PathLike,  # final file; its folder is created
+    suffix: str | None = None,  # suffix of the temporary file (some writers need `.h5ad`...); None: `path`'s own
+):
     "Yield a temporary path beside `path`; rename it onto `path` only if the block finishes without error."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,7 +247,11 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
         raise
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs):
+def atomic_open(
+    path: str | os.PathLike,  # final file
+    mode: str = "w",  # a writing mode (`'w'`, `'wb'`, `'x'`...)
+    **kwargs,  # passed on to `open`
+):
     "`open` for writing that only replaces `path` when the block completes."
     if not any(c in mode for c in "wx"): raise ValueError(f"atomic_open is for writing, got mode={mode!r}")
     with atomic_path(path) as tmp:
@@ -225,27 +266,45 @@ def _json_default(o):
     if isinstance(o, Path): return str(o)
     raise TypeError(f"cannot write {type(o).__name__} to JSON")
 
-def save_json(obj: Any, path: str | os.PathLike, **kwargs) -> Path:
+def save_json(
+    obj: Any,  # JSON-able object (numpy scalars/arrays become numbers/lists)
+    path: str | os.PathLike,  # file to write
+    **kwargs,  # passed on to `json.dump`
+) -> Path:  # `path`
     "Write `obj` as JSON atomically (numpy scalars and arrays allowed)."
     with atomic_open(path, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=2, default=_json_default, **kwargs)
     return Path(path)
 
-def load_json(path: str | os.PathLike) -> Any:
+def load_json(
+    path: str | os.PathLike,  # JSON file to read
+) -> Any:
+    "Read a JSON file."
     with open(path, encoding="utf-8") as f: return json.load(f)
 
-def save_h5ad(adata, path: str | os.PathLike, **kwargs) -> Path:
+def save_h5ad(
+    adata,  # AnnData to write
+    path: str | os.PathLike,  # `.h5ad` file to write
+    **kwargs,  # passed on to `AnnData.write_h5ad` (e.g. `compression="gzip"`)
+) -> Path:  # `path`
     "Write an AnnData atomically."
     with atomic_path(path, suffix=".h5ad") as tmp: adata.write_h5ad(tmp, **kwargs)
     return Path(path)
 
-def save_torch(obj: Any, path: str | os.PathLike) -> Path:
+def save_torch(
+    obj: Any,  # anything `torch.save` takes
+    path: str | os.PathLike,  # file to write
+) -> Path:  # `path`
     "`torch.save` atomically (checkpoints)."
     import torch
     with atomic_path(path, suffix=".pt") as tmp: torch.save(obj, tmp)
     return Path(path)
 
-def save_figure(fig, path: str | os.PathLike, **kwargs) -> Path:
+def save_figure(
+    fig,  # matplotlib figure
+    path: str | os.PathLike,  # file to write; its extension gives the format (png when none)
+    **kwargs,  # passed on to `savefig` (defaults `bbox_inches='tight'`, `dpi=150`)
+) -> Path:  # `path`
     "Save a matplotlib figure atomically; the format comes from the file's extension."
     path = Path(path)
     kwargs.setdefault("bbox_inches", "tight"); kwargs.setdefault("dpi", 150)
@@ -262,7 +321,10 @@ def peak_rss_gb() -> float:
     return max(r, c) * scale / 2**30
 
 @contextlib.contextmanager
-def timed(label: str = "", log: logging.Logger | None = None):
+def timed(
+    label: str = "",  # name of the block in the result and the log line
+    log: logging.Logger | None = None,  # logger that gets `'<label>: <seconds>s'` at the end; None: no log
+):
     "Measure the wall time of a block: `with timed('pca') as t: ...; t['seconds']`."
     out = {"label": label}; t0 = time.perf_counter()
     try: yield out

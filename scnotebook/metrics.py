@@ -20,7 +20,9 @@ __all__ = ['BARON_LABEL_MAP', 'LABEL_MAPS', 'resolve_label_map', 'harmonize_labe
 BARON_LABEL_MAP = {"t_cell": "T_cell", "T_cell": "T_cell"}
 LABEL_MAPS = {"baron": BARON_LABEL_MAP}
 
-def resolve_label_map(label_map: dict | str | None) -> dict:
+def resolve_label_map(
+    label_map: dict | str | None,  # a dict, a `LABEL_MAPS` name (`'baron'`) or None
+) -> dict:
     "A label map as a dict: None -> {}, a built-in name ('baron') -> its map, a dict -> itself (values as str)."
     if label_map is None: return {}
     if isinstance(label_map, str):
@@ -29,31 +31,54 @@ def resolve_label_map(label_map: dict | str | None) -> dict:
     if not isinstance(label_map, dict): raise TypeError(f"label_map must be a dict, a built-in name or None, got {type(label_map).__name__}")
     return {str(k): str(v) for k, v in label_map.items()}
 
-def harmonize_labels(labels: Sequence, label_map: dict | str | None = None) -> np.ndarray:
+def harmonize_labels(
+    labels: Sequence,  # labels of one species
+    label_map: dict | str | None = None,  # dict or `LABEL_MAPS` name: labels -> shared names; None: unchanged
+) -> np.ndarray:
     "Labels as strings, renamed through `label_map` (unmapped names unchanged)."
     m = resolve_label_map(label_map)
     return np.array([m.get(x, x) for x in np.asarray(labels).astype(str)], dtype=object)
 
-def shared_types(source_labels: Sequence, target_labels: Sequence) -> dict:
+def shared_types(
+    source_labels: Sequence,  # harmonised source labels
+    target_labels: Sequence,  # harmonised target labels
+) -> dict:
     "Which (harmonised) types both species have, and which only one has."
     s, t = set(source_labels), set(target_labels)
     return {"shared": sorted(s & t), "source_only": sorted(s - t), "target_only": sorted(t - s)}
 
 # %% ../nbs/09_metrics.ipynb #4d5d9f65
-def labels_of(adata, label_key: str, label_map: dict | str | None = None, what: str = "adata") -> np.ndarray:
+def labels_of(
+    adata,  # AnnData with labels
+    label_key: str,  # obs column of the labels
+    label_map: dict | str | None = None,  # dict or `LABEL_MAPS` name: labels -> shared names; None: unchanged
+    what: str = "adata",  # name of `adata` in errors
+) -> np.ndarray:
     "The harmonised labels of `adata.obs[label_key]`, or an error naming the object and its columns."
     if label_key not in adata.obs: raise KeyError(f"{what}.obs has no label column {label_key!r} (has: {list(adata.obs.columns)})")
     return harmonize_labels(adata.obs[label_key], label_map)
 
-def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+def balanced_accuracy(
+    y_true: np.ndarray,  # true labels
+    y_pred: np.ndarray,  # predicted labels
+) -> float:
     "Mean recall over the classes present in `y_true` (predictions of other classes count as errors)."
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if len(y_true) == 0: return float("nan")
     return float(np.mean([(y_pred[y_true == c] == c).mean() for c in np.unique(y_true)]))
 
-def label_transfer(source: AnnData, target: AnnData, *, use_rep: str, label_key: str = "cell_type",
-                   label_map: dict | str | None = None, k: int = 15, classifiers: Sequence[str] = ("knn", "logreg"),
-                   target_rep: str | None = None, seed: int = 0) -> dict:
+def label_transfer(
+    source: AnnData,  # AnnData the classifiers learn from
+    target: AnnData,  # AnnData whose labels are predicted
+    *,
+    use_rep: str,  # obsm key of the shared space
+    label_key: str = "cell_type",  # obs column of the cell types
+    label_map: dict | str | None = None,  # dict or `LABEL_MAPS` name: labels -> shared names; None: unchanged
+    k: int = 15,  # neighbours of the kNN classifier
+    classifiers: Sequence[str] = ("knn", "logreg"),  # some of `'knn'`, `'logreg'`
+    target_rep: str | None = None,  # the target's obsm key; None: `use_rep`
+    seed: int = 0,  # seed of the logistic regression
+) -> dict:  # accuracy and balanced accuracy per classifier (on shared types), majority baselines, type counts
     "Classifiers trained on `source.obsm[use_rep]` predict `target` labels; accuracy, balanced accuracy and baselines."
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.linear_model import LogisticRegression
@@ -91,9 +116,18 @@ def _knn_graph(X: np.ndarray, k: int):
     k = max(1, min(k, len(X) - 1))
     return NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(X, return_distance=False)[:, 1:]
 
-def integration_metrics(source: AnnData, target: AnnData, *, use_rep: str, label_key: str = "cell_type",
-                        label_map: dict | str | None = None, k: int = 15, target_rep: str | None = None,
-                        max_cells: int = 5000, seed: int = 0) -> dict:
+def integration_metrics(
+    source: AnnData,  # AnnData of one species
+    target: AnnData,  # AnnData of the other
+    *,
+    use_rep: str,  # obsm key of the shared space
+    label_key: str = "cell_type",  # obs column of the cell types
+    label_map: dict | str | None = None,  # dict or `LABEL_MAPS` name: labels -> shared names; None: unchanged
+    k: int = 15,  # neighbours of the kNN graph
+    target_rep: str | None = None,  # the target's obsm key; None: `use_rep`
+    max_cells: int = 5000,  # cells subsampled for the metrics
+    seed: int = 0,  # seed of the subsample and k-means
+) -> dict:  # ari, nmi, label_asw, batch_asw, graph_connectivity, knn_mixing
     "ARI, NMI, label silhouette, batch silhouette, graph connectivity and kNN species mixing of both species together."
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score, silhouette_samples
@@ -137,8 +171,16 @@ def integration_metrics(source: AnnData, target: AnnData, *, use_rep: str, label
     return out
 
 # %% ../nbs/09_metrics.ipynb #89c29ff4
-def open_set_auc(source: AnnData, target: AnnData, *, use_rep: str, label_key: str = "cell_type",
-                 label_map: dict | str | None = None, k: int = 15, target_rep: str | None = None) -> dict:
+def open_set_auc(
+    source: AnnData,  # AnnData of one species
+    target: AnnData,  # AnnData of the other
+    *,
+    use_rep: str,  # obsm key of the shared space
+    label_key: str = "cell_type",  # obs column of the cell types
+    label_map: dict | str | None = None,  # dict or `LABEL_MAPS` name: labels -> shared names; None: unchanged
+    k: int = 15,  # neighbours averaged for the distance
+    target_rep: str | None = None,  # the target's obsm key; None: `use_rep`
+) -> dict:  # open_set_auc_target, open_set_auc_source, their mean, n_open_*
     "AUC of 'distance to the other species' for telling species-specific types from shared ones (both directions)."
     from sklearn.neighbors import NearestNeighbors
     from sklearn.metrics import roc_auc_score
@@ -156,8 +198,17 @@ def open_set_auc(source: AnnData, target: AnnData, *, use_rep: str, label_key: s
     return out
 
 # %% ../nbs/09_metrics.ipynb #7db1a8c6
-def evaluate(source: AnnData, target: AnnData, *, use_rep: str, label_key: str = "cell_type",
-             label_map: dict | str | None = None, k: int = 15, target_rep: str | None = None, seed: int = 0) -> dict:
+def evaluate(
+    source: AnnData,  # AnnData of one species
+    target: AnnData,  # AnnData of the other
+    *,
+    use_rep: str,  # obsm key of the shared space
+    label_key: str = "cell_type",  # obs column of the cell types
+    label_map: dict | str | None = None,  # dict or `LABEL_MAPS` name: labels -> shared names; None: unchanged
+    k: int = 15,  # neighbours of kNN transfer and graphs
+    target_rep: str | None = None,  # the target's obsm key; None: `use_rep`
+    seed: int = 0,  # random seed
+) -> dict:
     "Label transfer both ways, integration metrics and open-set AUC of one embedding, as one flat dict."
     kw = dict(label_key=label_key, label_map=label_map, k=k)
     lt = label_transfer(source, target, use_rep=use_rep, target_rep=target_rep, seed=seed, **kw)

@@ -29,8 +29,14 @@ def _log_cp10k(adata: AnnData) -> AnnData:
     sc.pp.normalize_total(a, target_sum=1e4); sc.pp.log1p(a)
     return a
 
-def species_pca(adata: AnnData, *, n_comps: int = 50, n_top_genes: int = 2000, key_added: str = "X_pca_species",
-                seed: int = 0) -> np.ndarray:
+def species_pca(
+    adata: AnnData,  # raw counts of one species; gets `obsm[key_added]`
+    *,
+    n_comps: int = 50,  # principal components
+    n_top_genes: int = 2000,  # highly variable genes kept
+    key_added: str = "X_pca_species",  # obsm key of the scores
+    seed: int = 0,  # seed of the PCA
+) -> np.ndarray:
     "log1p CP10k -> HVG -> z-score (clip 10) -> PCA of one species' counts; written to `obsm[key_added]`."
     import scanpy as sc
     a = _log_cp10k(adata)
@@ -43,7 +49,11 @@ def species_pca(adata: AnnData, *, n_comps: int = 50, n_top_genes: int = 2000, k
     return adata.obsm[key_added]
 
 # %% ../nbs/09a_peers.ipynb #b0fe1015
-def ortholog_pairs(orthologs: pd.DataFrame, source_genes: Sequence[str], target_genes: Sequence[str]) -> pd.DataFrame:
+def ortholog_pairs(
+    orthologs: pd.DataFrame,  # ortholog table (the columns that match the gene lists best are used)
+    source_genes: Sequence[str],  # the source's gene names
+    target_genes: Sequence[str],  # the target's gene names
+) -> pd.DataFrame:
     "Unique 1:1 (source gene, target gene) pairs of `orthologs` present in both gene lists; columns picked by overlap."
     if not isinstance(orthologs, pd.DataFrame) or orthologs.shape[1] < 2: raise ValueError("orthologs must be a DataFrame with at least two gene-name columns")
     sg, tg = set(map(str, source_genes)), set(map(str, target_genes))
@@ -56,10 +66,21 @@ def ortholog_pairs(orthologs: pd.DataFrame, source_genes: Sequence[str], target_
     if len(df) == 0: raise ValueError(f"no ortholog pair has its genes in both species (columns {cs!r} -> {ct!r})")
     return df.reset_index(drop=True)
 
-def ortholog_harmony(source: AnnData, target: AnnData, orthologs: pd.DataFrame, *, n_top_genes: int = 2000,
-                     n_comps: int = 50, harmony: bool = True, key_added: str = "X_ortho_harmony", seed: int = 0,
-                     max_iter_harmony: int = 20, hvg_combine: str = "union", hvg_flavor: str = "seurat",
-                     theta: float = 2.0) -> pd.DataFrame:
+def ortholog_harmony(
+    source: AnnData,  # raw counts of one species
+    target: AnnData,  # raw counts of the other
+    orthologs: pd.DataFrame,  # ortholog table
+    *,
+    n_top_genes: int = 2000,  # highly variable genes per species
+    n_comps: int = 50,  # principal components of the joint PCA
+    harmony: bool = True,  # correct the species effect with Harmony
+    key_added: str = "X_ortho_harmony",  # obsm key written in both
+    seed: int = 0,  # random seed
+    max_iter_harmony: int = 20,  # Harmony iterations
+    hvg_combine: str = "union",  # `'union'` or `'intersection'` of the two HVG sets
+    hvg_flavor: str = "seurat",  # scanpy's HVG flavor
+    theta: float = 2.0,  # Harmony's diversity penalty
+) -> pd.DataFrame:  # the 1:1 gene pairs used
     "1:1 orthologs + per-species HVG + per-species z-scores + joint PCA (+ Harmony on species) into `obsm[key_added]` of both."
     import scanpy as sc
     pairs = ortholog_pairs(orthologs, source.var_names, target.var_names)
@@ -129,18 +150,29 @@ def _method_row(m: str, s: int, source: AnnData, target: AnnData, *, use_rep, la
 
 _COST = {"muse_gw": 0, "muse": 1, "paper": 2, "orthologs": 3, "table": 4, "symbols": 5}   # slowest first, for n_jobs > 1
 
-def compare_methods(source: AnnData, target: AnnData, *, use_rep: str = "X_scn", label_key: str = "cell_type",
-                    label_map: dict | str | None = None, methods: Sequence[str] = DEFAULT_METHODS, seeds: Sequence[int] = (0,),
-                    k: int = 15, epochs: int | None = None, restarts: int = 1, method_options: dict | None = None,
-                    orthologs: pd.DataFrame | None = None, raw_source: AnnData | None = None, raw_target: AnnData | None = None,
-                    extra_reps: dict | None = None, gene_table=None, device: str = "cpu", n_jobs: int = 1,
-                    show_progress: bool | None = None) -> pd.DataFrame:
-    """One row per (method, seed): the criterion, seconds and every metric of `scnotebook.metrics.evaluate`.
-
-    Row 'table' is the seeded recipe fed `gene_table` (a table or a built-in name such as 'biomart'; default: `orthologs`),
-    row 'orthologs' the peer fed `orthologs` (1:1 pairs), row 'symbols' the seeded recipe on identical symbols.
-    `n_jobs > 1` fits the rows in that many worker processes (joblib), slowest first: each row is computed exactly as
-    alone (the GANs run on one thread each), so the table is the same, sooner."""
+def compare_methods(
+    source: AnnData,  # AnnData of one species, with `obsm[use_rep]`
+    target: AnnData,  # AnnData of the other
+    *,
+    use_rep: str = "X_scn",  # obsm key of the embedding to align
+    label_key: str = "cell_type",  # obs column of the cell types
+    label_map: dict | str | None = None,  # dict or `LABEL_MAPS` name: labels -> shared names; None: unchanged
+    methods: Sequence[str] = DEFAULT_METHODS,  # rows to compute: `DEFAULT_METHODS`, plus `anchors`
+    seeds: Sequence[int] = (0,),  # one row per method and seed
+    k: int = 15,  # neighbours of the metrics
+    epochs: int | None = None,  # adversarial epochs; None: each method's default
+    restarts: int = 1,  # restarts of the adversarial methods
+    method_options: dict | None = None,  # {method: {option: value}} passed on to it
+    orthologs: pd.DataFrame | None = None,  # 1:1 ortholog table of the `'orthologs'` row; None: that row is skipped
+    raw_source: AnnData | None = None,  # raw counts of the source for `'orthologs'`; None: `source`
+    raw_target: AnnData | None = None,  # raw counts of the target; None: `target`
+    extra_reps: dict | None = None,  # {row name: obsm key} of ready-made shared spaces to score as well
+    gene_table=None,  # ortholog table or name (`'biomart'`) of the `'table'` row; None: `orthologs`
+    device: str = "cpu",  # torch device of the GANs
+    n_jobs: int = 1,  # worker processes (joblib); same table, sooner
+    show_progress: bool | None = None,  # progress bar over rows
+) -> pd.DataFrame:  # one row per (method, seed): criterion, seconds, `evaluate` metrics
+    "One row per (method, seed): the criterion, seconds and every metric of `scnotebook.metrics.evaluate`.\n\n    Row 'table' is the seeded recipe fed `gene_table`, row 'orthologs' the peer fed `orthologs` (1:1 pairs), row\n    'symbols' the seeded recipe on identical symbols. With `n_jobs > 1` each row is computed exactly as alone (the\n    GANs run on one thread each), so the table is the same."
     gene_table = orthologs if gene_table is None else gene_table
     log = get_logger("peers"); method_options = method_options or {}
     known = set(DEFAULT_METHODS) | set(SEEDED_ROWS)
@@ -175,7 +207,12 @@ def compare_methods(source: AnnData, target: AnnData, *, use_rep: str = "X_scn",
     for r in rows: log.debug(f"{r['method']} seed {r['seed']}: accuracy {r['accuracy']:.3f}")
     return pd.DataFrame(rows)
 
-def summarize(df: pd.DataFrame, metrics: Sequence[str] | None = None, *, formatted: bool = False) -> pd.DataFrame:
+def summarize(
+    df: pd.DataFrame,  # a `compare_methods` result
+    metrics: Sequence[str] | None = None,  # columns to summarise; None: criterion, the metrics and seconds
+    *,
+    formatted: bool = False,  # `'mean ± sd'` strings (for Markdown) instead of mean and sd columns
+) -> pd.DataFrame:
     "Mean and standard deviation over seeds per method (`formatted=True`: 'mean ± sd' strings, for Markdown)."
     metrics = [c for c in (metrics or ["criterion", *LABEL_METRICS, *INTEGRATION_METRICS, "seconds"]) if c in df]
     g = df.groupby("method", sort=False)[metrics]
@@ -187,9 +224,19 @@ def summarize(df: pd.DataFrame, metrics: Sequence[str] | None = None, *, formatt
     return out[[(c, s) for c in metrics for s in ("mean", "sd")]]
 
 # %% ../nbs/09a_peers.ipynb #89961255
-def criterion_vs_accuracy(source: AnnData, target: AnnData, *, use_rep: str = "X_scn", label_key: str = "cell_type",
-                          label_map: dict | str | None = None, seeds: Sequence[int] = (0,), restarts: int = 5, k: int = 15,
-                          method: str = "muse", **align_kwargs) -> tuple[pd.DataFrame, dict]:
+def criterion_vs_accuracy(
+    source: AnnData,  # AnnData of one species
+    target: AnnData,  # AnnData of the other
+    *,
+    use_rep: str = "X_scn",  # obsm key of the embedding
+    label_key: str = "cell_type",  # obs column of the cell types
+    label_map: dict | str | None = None,  # dict or `LABEL_MAPS` name: labels -> shared names; None: unchanged
+    seeds: Sequence[int] = (0,),  # one `align` call per seed (seed * 1000)
+    restarts: int = 5,  # candidates per call
+    k: int = 15,  # neighbours of kNN transfer
+    method: str = "muse",  # `align` method
+    **align_kwargs,  # `align`'s other options
+) -> tuple[pd.DataFrame, dict]:  # (one row per candidate, summary)
     "Every restart's criterion and transfer accuracy, plus a summary: chosen vs best accuracy and the correlation."
     from scipy.stats import spearmanr
     rows = []
@@ -213,7 +260,12 @@ def criterion_vs_accuracy(source: AnnData, target: AnnData, *, use_rep: str = "X
     return df, summary
 
 # %% ../nbs/09a_peers.ipynb #0fcd11e3
-def baron_pair(*, n_comps: int = 50, max_cells: int | None = None, seed: int = 0) -> tuple[AnnData, AnnData, pd.DataFrame]:
+def baron_pair(
+    *,
+    n_comps: int = 50,  # principal components per species
+    max_cells: int | None = None,  # stratified subsample per species; None: all
+    seed: int = 0,  # seed of the subsample and PCA
+) -> tuple[AnnData, AnnData, pd.DataFrame]:  # (mouse, human, orthologs)
     "Baron mouse (source) and human (target) with per-species PCA in `obsm['X_pca_species']`, and the 1:1 orthologs."
     from scnotebook.data import baron_pancreas, baron_orthologs, subsample
     d = baron_pancreas()

@@ -28,7 +28,13 @@ def notebooks_dir() -> Path:
 # %% ../nbs/11_pipeline.ipynb #c676d20d
 class StageError(RuntimeError):
     "A pipeline stage failed; `.stage`, `.notebook` (the executed copy) and the original error are kept."
-    def __init__(self, stage: str, notebook: Path, ename: str, evalue: str):
+    def __init__(
+        self,
+        stage: str,  # the stage that failed
+        notebook: Path,  # the executed copy of its notebook
+        ename: str,  # the error's type name
+        evalue: str,  # the error's message
+    ):
         self.stage, self.notebook, self.ename, self.evalue = stage, Path(notebook), ename, evalue
         super().__init__(f"stage {stage!r} failed with {ename}: {evalue}\n  executed notebook kept for inspection: {notebook}")
 
@@ -40,7 +46,9 @@ def _quiet_kernel_args(kernel_name: str) -> list[str]:
     except Exception: return []
     return ["--IPKernelApp.log_level=ERROR"] if any("ipykernel" in a for a in argv) else []
 
-def stage_notebook(path: str | os.PathLike):
+def stage_notebook(
+    path: str | os.PathLike,  # a stage notebook
+):
     "The cells of notebook `path` that a pipeline run executes: title, `parameters` and `stage`-tagged cells (else all)."
     import nbformat
     nb = nbformat.read(str(path), as_version=4)
@@ -51,9 +59,16 @@ def stage_notebook(path: str | os.PathLike):
     nb.cells = keep
     return nb
 
-def run_stage(stage: str, run: Run, *, nbs: Path | None = None, parameters: dict | None = None,
-              kernel_name: str = "python3", timeout: int | None = None) -> float:
-    "Execute notebook `<nbs>/<stage>.ipynb` with papermill against `run`; return its wall time in seconds."
+def run_stage(
+    stage: str,  # stage name, e.g. `'04_train'`
+    run: Run,  # the run
+    *,
+    nbs: Path | None = None,  # folder of the stage notebooks; None: `notebooks_dir()`
+    parameters: dict | None = None,  # papermill parameters besides `run_dir`
+    kernel_name: str = "python3",  # Jupyter kernel
+    timeout: int | None = None,  # seconds per cell; None: no limit
+) -> float:  # seconds
+    "Execute notebook `<nbs>/<stage>.ipynb` with papermill against `run` (a failure raises `StageError`)."
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
     nbs = Path(nbs) if nbs is not None else notebooks_dir()
@@ -80,10 +95,19 @@ def run_stage(stage: str, run: Run, *, nbs: Path | None = None, parameters: dict
 def _emit(msg: str, quiet: bool):
     if not quiet: print(msg, flush=True)
 
-def reproduce(config: str | os.PathLike | dict, out: str | os.PathLike, *, device: str | None = None,
-              overrides: list[str] | None = None, force: bool = False, stages: list[str] | None = None,
-              nbs: str | os.PathLike | None = None, kernel_name: str = "python3", quiet: bool = False) -> Path:
-    "Run the pipeline for `config` (path, shipped name or dict) into run folder `out`; return the report's path."
+def reproduce(
+    config: str | os.PathLike | dict,  # a YAML path, a shipped config name (`default`, `ci`, ...) or a dict
+    out: str | os.PathLike,  # run folder; finished stages found there are skipped
+    *,
+    device: str | None = None,  # overrides the config's `device`; None: keep it
+    overrides: list[str] | None = None,  # `'key.sub=value'` config overrides
+    force: bool = False,  # rerun every stage, and accept a changed configuration
+    stages: list[str] | None = None,  # stages to run; None: the config's `stages`, else all of `STAGES`
+    nbs: str | os.PathLike | None = None,  # folder of the stage notebooks; None: `notebooks_dir()`
+    kernel_name: str = "python3",  # Jupyter kernel
+    quiet: bool = False,  # no progress lines
+) -> Path:  # path of `report.md`
+    "Run the pipeline for `config` into the run folder `out`."
     if isinstance(config, dict):
         from scnotebook.config import apply_overrides
         cfg = validate_config(apply_overrides(config, overrides))
@@ -145,7 +169,9 @@ def _parser():
     sub.add_parser("info", help="print versions and the device 'auto' selects")
     return p
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None,  # command-line arguments; None: `sys.argv[1:]`
+) -> int:  # exit status
     "Entry point of the `scnotebook` console script."
     p = _parser()
     a = p.parse_args(argv)

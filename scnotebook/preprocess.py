@@ -25,8 +25,13 @@ __all__ = ['log', 'PREPROCESS_KEYS', 'filter_normalize_log', 'scale_sparse', 'ma
 log = get_logger("preprocess")
 
 # %% ../nbs/02_preprocess.ipynb #0d457f9b
-def filter_normalize_log(adata: ad.AnnData, *, min_library_size: float | None = 0, min_cells_per_gene: int = 5,
-                         rescale: float = 10000) -> dict:
+def filter_normalize_log(
+    adata: ad.AnnData,  # raw counts; changed in place (cells and genes dropped, `X` replaced)
+    *,
+    min_library_size: float | None = 0,  # keep cells with more total counts than this; None: no cell filter
+    min_cells_per_gene: int = 5,  # keep genes counted in at least this many cells; 0: no gene filter
+    rescale: float = 10000,  # counts per cell after normalisation, before log1p
+) -> dict:  # n_cells_in, n_genes_in, n_cells, n_genes
     "In place: scprep cell and gene filters, library-size normalisation and log1p of `adata.X` (CSR float32). Returns counts kept."
     X = adata.X
     if not sp.issparse(X): X = sp.csr_matrix(np.asarray(X, dtype=np.float32))
@@ -58,7 +63,12 @@ def filter_normalize_log(adata: ad.AnnData, *, min_library_size: float | None = 
     return {"n_cells_in": n0, "n_genes_in": p0, "n_cells": adata.n_obs, "n_genes": adata.n_vars}
 
 # %% ../nbs/02_preprocess.ipynb #1ebcbc0c
-def scale_sparse(adata: ad.AnnData, *, scale: str | None = "global", scale_max: float = 50.0) -> np.ndarray:
+def scale_sparse(
+    adata: ad.AnnData,  # normalised, logged data; `X` scaled in place
+    *,
+    scale: str | None = "global",  # `'global'` (largest value -> `scale_max`), `'gene'` (each gene's) or None (none)
+    scale_max: float = 50.0,  # bound of the scaled values
+) -> np.ndarray:  # per-gene factors (also in `var['intense_scale']`)
     "In place: multiply `adata.X` (CSR, non-negative) so that values lie in [-scale_max, scale_max]; return the per-gene factors."
     X = adata.X
     p = adata.n_vars
@@ -83,12 +93,25 @@ def _blocks(X, mean, chunk_size):
         D -= mean
         yield i, D
 
-def max_components(n_cells: int, n_genes: int) -> int:
+def max_components(
+    n_cells: int,  # rows of the matrix
+    n_genes: int,  # columns of the matrix
+) -> int:
     "The largest number of principal components of a centred n_cells x n_genes matrix."
     return max(0, min(n_cells - 1, n_genes))
 
-def pca_sparse(X, n_components: int, *, solver: str = "auto", n_iter: int = 2, n_oversamples: int | None = None,
-               exact_max: int = 6000, chunk_size: int | None = None, seed: int = 0, show_progress: bool | None = None) -> dict:
+def pca_sparse(
+    X,  # cells x genes, sparse or dense (never densified whole)
+    n_components: int,  # components k, at most `max_components(n_cells, n_genes)`
+    *,
+    solver: str = "auto",  # `'exact'` (Gram matrix), `'randomized'` (subspace iteration) or `'auto'` (cheaper)
+    n_iter: int = 2,  # power iterations of the randomized solver
+    n_oversamples: int | None = None,  # extra columns of the randomized sketch; None: max(10, k // 10)
+    exact_max: int = 6000,  # `'auto'` picks `'exact'` only when min(n_cells, n_genes) is at most this
+    chunk_size: int | None = None,  # rows densified at a time; None: ~256 MB blocks
+    seed: int = 0,  # seed of the randomized solver
+    show_progress: bool | None = None,  # progress bar over passes of the randomized solver
+) -> dict:  # scores, components, singular_values, mean, explained_variance_ratio, solver, seconds, ...
     "Centred PCA of a (sparse) cells x genes matrix; returns scores, components (genes x k), singular values, mean, variances."
     n, p = X.shape
     k = int(n_components)
@@ -157,7 +180,9 @@ def pca_sparse(X, n_components: int, *, solver: str = "auto", n_iter: int = 2, n
             "seconds": time.perf_counter() - t0}
 
 # %% ../nbs/02_preprocess.ipynb #d8b9ba1d
-def reconstruction_metrics(pca: dict) -> dict:
+def reconstruction_metrics(
+    pca: dict,  # a `pca_sparse` result
+) -> dict:
     "Relative Frobenius errors of the rank-k reconstruction (centred and uncentred) and explained variance, without densifying."
     captured = float((pca["singular_values"] ** 2).sum()); total = pca["total_variance"]
     resid = max(total - captured, 0.0)
@@ -165,11 +190,25 @@ def reconstruction_metrics(pca: dict) -> dict:
             "rel_frobenius_error_centered": float(np.sqrt(resid / total)) if total > 0 else 0.0,
             "rel_frobenius_error": float(np.sqrt(resid / pca["sum_squares"])) if pca["sum_squares"] > 0 else 0.0}
 
-def preprocess(adata: ad.AnnData, *, n_components: int = 1200, min_library_size: float | None = 0,
-               min_cells_per_gene: int = 5, rescale: float = 10000, scale: str | None = "global", scale_max: float = 50.0,
-               solver: str = "auto", n_iter: int = 2, cap_components: bool = False, key_added: str = "X_intense",
-               seed: int = 0, copy: bool = False, check: bool = True, show_progress: bool | None = None) -> ad.AnnData | None:
-    "The paper's preprocessing of one dataset: scprep filters, library-size normalisation, log, scale to [-50, 50], PCA -> `obsm[key_added]`."
+def preprocess(
+    adata: ad.AnnData,  # raw counts; changed in place unless `copy`
+    *,
+    n_components: int = 1200,  # PCA components kept (the paper: 1200)
+    min_library_size: float | None = 0,  # keep cells with more total counts than this; None: no cell filter
+    min_cells_per_gene: int = 5,  # keep genes counted in at least this many cells; 0: no gene filter
+    rescale: float = 10000,  # counts per cell after normalisation, before log1p
+    scale: str | None = "global",  # `'global'`, `'gene'`, None (see `scale_sparse`) or a number (the bound)
+    scale_max: float = 50.0,  # bound of the scaled values
+    solver: str = "auto",  # PCA solver: `'auto'`, `'exact'` or `'randomized'` (see `pca_sparse`)
+    n_iter: int = 2,  # power iterations of the randomized solver
+    cap_components: bool = False,  # lower `n_components` to the most the data allow instead of raising
+    key_added: str = "X_intense",  # obsm key of the scores (loadings: `varm[PCs_<name>]`)
+    seed: int = 0,  # seed of the randomized PCA
+    copy: bool = False,  # work on a copy and return it
+    check: bool = True,  # run `validate` first (raw, finite, non-negative counts)
+    show_progress: bool | None = None,  # progress bar over PCA passes
+) -> ad.AnnData | None:  # the copy when `copy`, else None
+    "The paper's preprocessing of one dataset: scprep filters, library-size normalisation, log, scaling, PCA -> `obsm[key_added]`."
     if not isinstance(adata, ad.AnnData): raise TypeError(f"preprocess expects an AnnData, got {type(adata).__name__}")
     if isinstance(scale, (int, float)) and not isinstance(scale, bool):   # a number: the bound, global scaling
         scale, scale_max = "global", float(scale)
@@ -208,9 +247,14 @@ def preprocess(adata: ad.AnnData, *, n_components: int = 1200, min_library_size:
     return adata if copy else None
 
 # %% ../nbs/02_preprocess.ipynb #8555e5b8
-def reconstruct(adata: ad.AnnData, *, cells: Sequence | np.ndarray | slice | None = None, space: str = "scaled",
-                key: str = "X_intense") -> np.ndarray:
-    "Dense expression rebuilt from `obsm[key]` for `cells` (default all): 'scaled' (the PCA input), 'log' (log1p of normalised) or 'counts'."
+def reconstruct(
+    adata: ad.AnnData,  # a `preprocess`ed AnnData
+    *,
+    cells: Sequence | np.ndarray | slice | None = None,  # positions, mask or slice; None: all
+    space: str = "scaled",  # `'scaled'` (the PCA input), `'log'` (log1p of normalised) or `'counts'`
+    key: str = "X_intense",  # obsm key of the PCA scores
+) -> np.ndarray:
+    "Dense expression of `cells`, rebuilt from the PCA in `obsm[key]` and its loadings."
     name = key.removeprefix("X_")
     for k_, where in ((key, "obsm"), (f"PCs_{name}", "varm")):
         if k_ not in getattr(adata, where): raise KeyError(f"{where}[{k_!r}] is missing: run preprocess(adata) first")
@@ -230,8 +274,13 @@ def reconstruct(adata: ad.AnnData, *, cells: Sequence | np.ndarray | slice | Non
 PREPROCESS_KEYS = ("n_components", "min_library_size", "min_cells_per_gene", "scale", "scale_max", "rescale", "solver",
                    "n_iter", "cap_components")
 
-def preprocess_all(adatas: dict, config: dict | None = None, *, seed: int = 0) -> dict:
-    "Preprocess every dataset in place with a config's `preprocess` section; returns metrics per dataset."
+def preprocess_all(
+    adatas: dict,  # name -> raw AnnData, preprocessed in place
+    config: dict | None = None,  # a config's `preprocess` section (`PREPROCESS_KEYS`); None: defaults
+    *,
+    seed: int = 0,  # seed of the PCAs
+) -> dict:  # name -> preprocessing metrics
+    "Preprocess every dataset in place with a config's `preprocess` section."
     cfg = {k: v for k, v in (config or {}).items() if k in PREPROCESS_KEYS}
     metrics = {}
     for name, a in adatas.items():

@@ -41,11 +41,16 @@ _FROM = {"datasets": ("01_data", lambda m: m),
          "affinity_taxonomy": ("06_affinity", _affinity_taxonomy),
          "cross_species": ("06_affinity", lambda m: {k: v for k, v in (m.get("cross_species") or {}).items() if k != "types"} or None)}
 
-def stage_devices(per_stage: Mapping[str, dict | None]) -> dict[str, str]:
+def stage_devices(
+    per_stage: Mapping[str, dict | None],  # stage -> its metrics (None when it has none)
+) -> dict[str, str]:
     "`{stage: device}` for the stages whose own metrics recorded the device they ran on (their key `device`)."
     return {st: str(sm["device"]) for st, sm in per_stage.items() if isinstance(sm, Mapping) and sm.get("device")}
 
-def gather_metrics(run, stages: Sequence[str] | None = None) -> dict:
+def gather_metrics(
+    run,  # a `Run`
+    stages: Sequence[str] | None = None,  # stages to collect; None: `DEFAULT_STAGES`
+) -> dict:  # the headline keys (`METRICS_KEYS`)
     "Collect every stage's metrics of `run` into the `metrics.json` schema and write it atomically."
     stages = list(stages or DEFAULT_STAGES)
     per = {st: run.metrics(st) for st in stages}
@@ -70,9 +75,16 @@ def _cell(v, digits: int = 3) -> str:
     if isinstance(v, Mapping): return ", ".join(f"{k}: {_cell(x, digits)}" for k, x in v.items())
     return str(v).replace("|", "\\|").replace("\n", " ")
 
-def md_table(rows: Mapping | Sequence[Mapping], *, index: str = "", columns: Sequence[str] | None = None,
-             headers: Mapping[str, str] | None = None, digits: int = 3, bold_max: Sequence[str] = ()) -> str:
-    "A Markdown table of `rows` ({name: {column: value}} or [{column: value}]); '' when there is nothing to show."
+def md_table(
+    rows: Mapping | Sequence[Mapping],  # {name: {column: value}} or [{column: value}]
+    *,
+    index: str = "",  # header of the name column (dict rows)
+    columns: Sequence[str] | None = None,  # columns in order; None: all, as they come
+    headers: Mapping[str, str] | None = None,  # column -> displayed header
+    digits: int = 3,  # significant digits of floats
+    bold_max: Sequence[str] = (),  # columns whose largest value is bold
+) -> str:
+    "A Markdown table of `rows`; '' when there is nothing to show."
     if isinstance(rows, Mapping):
         recs = [{index: k, **(dict(v) if isinstance(v, Mapping) else {"value": v})} for k, v in rows.items()]
         first = [index]
@@ -102,14 +114,20 @@ FIGURE_CAPTIONS = [
     (r"figure5_(?P<ds>.+)", "Figure 5 on {ds}: Wasserstein affinity between cell types, ordered by the taxonomy."),
 ]
 
-def figure_caption(path: str | os.PathLike) -> str:
+def figure_caption(
+    path: str | os.PathLike,  # a figure file of a stage folder
+) -> str:
     "Caption of a stage figure, from its file name (`FIGURE_CAPTIONS`), ending with the stage that drew it."
     p = Path(path)
     for pat, text in FIGURE_CAPTIONS:
         if (hit := re.fullmatch(pat, p.stem)): return f"{text.format(**hit.groupdict())} ({p.parent.name})"
     return f"{p.stem} ({p.parent.name})"
 
-def figure_md(path: Path, root: Path, caption: str | None = None) -> str:
+def figure_md(
+    path: Path,  # the image
+    root: Path,  # folder the link is relative to
+    caption: str | None = None,  # None: `figure_caption(path)`
+) -> str:
     "Markdown of a figure: the image, then its caption as an emphasised line."
     return f"![{path.stem}]({path.relative_to(root).as_posix()})\n\n*{caption or figure_caption(path)}*\n"
 
@@ -261,7 +279,11 @@ def _figures_md(root: Path, stages: Sequence[str], shown: set) -> str:
         return f'<div class="wide">\n\n{figure_md(f, root)}\n</div>\n' if wh and wh[0] > 2 * wh[1] else figure_md(f, root)
     return '## Figures\n\n<div class="gallery">\n\n' + "\n".join(map(one, figs)) + "\n</div>\n"
 
-def report_markdown(run, m: dict | None = None, stages: Sequence[str] | None = None) -> str:
+def report_markdown(
+    run,  # a `Run`
+    m: dict | None = None,  # its `gather_metrics` result; None: gathered now
+    stages: Sequence[str] | None = None,  # stages to report; None: all
+) -> str:
     "The report of `run` as Markdown: headline numbers first, then stages, tables and figures."
     root = Path(run.path)
     m = m if m is not None else gather_metrics(run, stages)
@@ -343,7 +365,10 @@ figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.9em;color:#555;margin-top:.3em;max-width:760px}
 """
 
-def render_html(text: str, title: str = "scnotebook report") -> str:
+def render_html(
+    text: str,  # Markdown
+    title: str = "scnotebook report",  # page title
+) -> str:
     "A standalone HTML page of Markdown `text`."
     body = markdown_parser().render(text)
     return (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -371,7 +396,12 @@ def _report_html(run_or_path) -> Path:
     if not page.is_file(): raise FileNotFoundError(f"no report at {page}: write the report first (write_report)")
     return page
 
-def browser_dom(run_or_path, *, browser: str | None = None, timeout: float = 120) -> str | None:
+def browser_dom(
+    run_or_path,  # a `Run`, its folder or the HTML file
+    *,
+    browser: str | None = None,  # browser executable; None: `find_browser()`
+    timeout: float = 120,  # seconds before the browser is stopped
+) -> str | None:
     "The DOM a headless browser builds from the report (a run, its folder or the HTML file); None without a browser."
     page = _report_html(run_or_path)
     if not (browser := browser or find_browser()): log.info("no headless browser found (chromium, google-chrome)"); return None
@@ -379,8 +409,14 @@ def browser_dom(run_or_path, *, browser: str | None = None, timeout: float = 120
     if r.returncode != 0: raise RuntimeError(f"{browser} --dump-dom {page} failed ({r.returncode}): {r.stderr[-800:]}")
     return r.stdout
 
-def screenshot_report(run_or_path, out_png: str | os.PathLike | None = None, *, browser: str | None = None,
-                      window_size: tuple[int, int] = (1280, 900), timeout: float = 120) -> Path | None:
+def screenshot_report(
+    run_or_path,  # a `Run`, its folder or the HTML file
+    out_png: str | os.PathLike | None = None,  # PNG to write; None: `report.png` beside the page
+    *,
+    browser: str | None = None,  # browser executable; None: `find_browser()`
+    window_size: tuple[int, int] = (1280, 900),  # (width, height) in pixels
+    timeout: float = 120,  # seconds before the browser is stopped
+) -> Path | None:
     "Screenshot of the report's first screen (default: `report.png` beside it); None, with a log line, without a browser."
     page = _report_html(run_or_path)
     out = Path(out_png) if out_png is not None else page.with_name("report.png")
@@ -397,8 +433,13 @@ def screenshot_report(run_or_path, out_png: str | os.PathLike | None = None, *, 
     return out
 
 # %% ../nbs/11b_report.ipynb #a45a1637
-def write_report(run, stages: Sequence[str] | None = None, *, screenshot: bool = True) -> Path:
-    "Write `metrics.json`, `report.md`, `report.html` (and `report.png`) for `run`; return the Markdown report's path."
+def write_report(
+    run,  # a `Run`
+    stages: Sequence[str] | None = None,  # stages to report; None: `DEFAULT_STAGES`
+    *,
+    screenshot: bool = True,  # also `report.png` (needs a headless browser)
+) -> Path:  # path of `report.md`
+    "Write `metrics.json`, `report.md`, `report.html` (and `report.png`) for `run`."
     root = Path(run.path)
     m = gather_metrics(run, stages)
     for t in ("table1.csv", "table1.md"):  # the headline table also sits at the top of the run folder

@@ -26,7 +26,12 @@ log = get_logger("stages")
 # %% ../nbs/11a_stages.ipynb #63466a6a
 class Run:
     "A pipeline run folder: validated `config.yaml`, `<stage>/` folders of AnnData, artifacts and metrics, `.done/` markers."
-    def __init__(self, path: str | os.PathLike, config: dict | None = None, create: bool = True):
+    def __init__(
+        self,
+        path: str | os.PathLike,  # the run folder
+        config: dict | None = None,  # write it as `config.yaml` (validated); None: read the existing one
+        create: bool = True,  # create the folder when missing (else it must exist)
+    ):
         self.path = Path(path).expanduser().resolve()
         if create: self.path.mkdir(parents=True, exist_ok=True)
         elif not self.path.is_dir(): raise FileNotFoundError(f"run folder {self.path} does not exist")
@@ -34,13 +39,19 @@ class Run:
         if config is not None: self.write_config(config)
 
     @classmethod
-    def of(cls, run: "Run | str | os.PathLike") -> "Run":
+    def of(
+        cls,
+        run: "Run | str | os.PathLike",  # a `Run` or a run folder path
+    ) -> "Run":
         "`run` itself when it is a `Run`, else the existing run folder at that path."
         return run if isinstance(run, Run) else cls(run, create=False)
 
     def __repr__(self): return f"Run({str(self.path)!r})"
 
-    def file(self, *parts: str) -> Path:
+    def file(
+        self,
+        *parts: str,  # path parts inside the run folder (never leading outside it)
+    ) -> Path:
         "The path `<run>/<parts...>`; a part that leads outside the run folder (absolute, `..`) is refused."
         p = self.path.joinpath(*map(str, parts)).resolve()
         if p != self.path and self.path not in p.parents:
@@ -48,17 +59,27 @@ class Run:
                              "stages and files must be plain names")
         return p
 
-    def stage(self, name: str) -> Path:
+    def stage(
+        self,
+        name: str,  # stage name, e.g. `'04_train'`
+    ) -> Path:
         "The folder of stage `name` (created)."
         p = self.file(name); p.mkdir(parents=True, exist_ok=True); return p
 
     # completion markers
     def marker(self, name: str) -> Path: return self.file(".done", name)
     def is_done(self, name: str) -> bool: return self.marker(name).exists()
-    def mark_done(self, name: str, **info) -> Path:
+    def mark_done(
+        self,
+        name: str,  # stage name
+        **info,  # facts stored in the marker (e.g. `seconds`)
+    ) -> Path:  # the marker file
         "Record that stage `name` finished (atomically, with `info` such as its wall time)."
         return save_json({"stage": name, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}, self.marker(name))
-    def clear_done(self, name: str | None = None):
+    def clear_done(
+        self,
+        name: str | None = None,  # stage whose marker goes; None: every stage's
+    ):
         "Forget that `name` (or every stage) finished, e.g. for `--force`."
         if name is None: shutil.rmtree(self.path / ".done", ignore_errors=True)
         else:
@@ -92,7 +113,12 @@ class Run:
         return self._device
 
     # AnnData and metrics per stage
-    def read_adatas(self, stage: str, *, required: bool = True) -> dict:
+    def read_adatas(
+        self,
+        stage: str,  # stage folder to read
+        *,
+        required: bool = True,  # raise when a dataset is missing (else skip it)
+    ) -> dict:
         "The AnnData of every configured dataset written by `stage`, as {name: AnnData}."
         import anndata as ad
         out = {}
@@ -104,18 +130,29 @@ class Run:
             out[name] = ad.read_h5ad(p)
         return out
 
-    def latest_adatas(self, stages: list[str]) -> tuple[str, dict]:
+    def latest_adatas(
+        self,
+        stages: list[str],  # stages to look in, in pipeline order
+    ) -> tuple[str, dict]:
         "The AnnData of the last stage among `stages` (in order) that wrote all datasets."
         for st in reversed(stages):
             if all(self.file(st, f"{n}.h5ad").exists() for n in self.config["datasets"]): return st, self.read_adatas(st)
         raise FileNotFoundError(f"none of the stages {stages} has written the datasets in {self.path}")
 
-    def write_adatas(self, stage: str, adatas: dict) -> list[Path]:
+    def write_adatas(
+        self,
+        stage: str,  # stage folder to write
+        adatas: dict,  # dataset name -> AnnData
+    ) -> list[Path]:
         "Write every AnnData atomically to `<run>/<stage>/<name>.h5ad`."
         self.stage(stage)
         return [save_h5ad(a, self.file(stage, f"{name}.h5ad")) for name, a in adatas.items()]
 
-    def save_metrics(self, stage: str, metrics: dict) -> Path:
+    def save_metrics(
+        self,
+        stage: str,  # stage folder
+        metrics: dict,  # JSON-able dict
+    ) -> Path:
         "Write a stage's metrics (JSON-able) to `<run>/<stage>/metrics.json`."
         self.stage(stage); return save_json(metrics, self.file(stage, "metrics.json"))
 
@@ -125,7 +162,9 @@ class Run:
         return load_json(p) if p.exists() else None
 
 # %% ../nbs/11a_stages.ipynb #888953cd
-def pair_names(cfg: dict) -> tuple[str, str]:
+def pair_names(
+    cfg: dict,  # a validated pipeline config
+) -> tuple[str, str]:
     "The (source, target) datasets of the alignment: `align.source` / `align.target`, else the last and the first dataset."
     names, a = list(cfg["datasets"]), cfg["align"]
     src = a["source"] or next((n for n in reversed(names) if n != a["target"]), None)
@@ -134,27 +173,43 @@ def pair_names(cfg: dict) -> tuple[str, str]:
         raise ConfigError(f"the alignment needs two datasets; the config has {names}")
     return src, tgt
 
-def align_method(cfg: dict) -> str:
+def align_method(
+    cfg: dict,  # a validated pipeline config
+) -> str:
     "`align.method`, else 'seeded' when `align.genes` or `align.anchors` is set, else 'muse'."
     a = cfg["align"]
     return a["method"] or ("seeded" if gene_signal(cfg) is not None or a["anchors"] else "muse")
 
-def gene_signal(cfg: dict) -> str | None:
+def gene_signal(
+    cfg: dict,  # a validated pipeline config
+) -> str | None:
     "`align.genes` with 'none' read as None."
     g = cfg["align"]["genes"]
     return None if g is None or (isinstance(g, str) and g.lower() == "none") else g
 
-def label_key(adata, cfg: dict, name: str) -> str:
+def label_key(
+    adata,  # a dataset of the run
+    cfg: dict,  # a validated pipeline config
+    name: str,  # its name in `datasets`
+) -> str:
     "The label column of a pipeline dataset: `cell_type` (written by 01_data) or the configured `label_key`."
     return "cell_type" if "cell_type" in adata.obs else cfg["datasets"][name]["label_key"]
 
-def label_map(cfg: dict, source: str, target: str) -> dict | str | None:
+def label_map(
+    cfg: dict,  # a validated pipeline config
+    source: str,  # source dataset name
+    target: str,  # target dataset name
+) -> dict | str | None:
     "`evaluation.label_map`; when unset and the pair is Baron human/mouse, the built-in 'baron' map."
     lm = cfg["evaluation"]["label_map"]
     if lm is None and {cfg["datasets"][n]["source"] for n in (source, target)} == {"baron_human", "baron_mouse"}: return "baron"
     return lm
 
-def orthologs(cfg: dict, source: str, target: str) -> pd.DataFrame | None:
+def orthologs(
+    cfg: dict,  # a validated pipeline config
+    source: str,  # source dataset name
+    target: str,  # target dataset name
+) -> pd.DataFrame | None:
     "The 1:1 ortholog table of a configured pair when one ships with the data (the Baron pair), else None."
     if {cfg["datasets"][n]["source"] for n in (source, target)} != {"baron_human", "baron_mouse"}: return None
     try:
@@ -163,12 +218,20 @@ def orthologs(cfg: dict, source: str, target: str) -> pd.DataFrame | None:
     except Exception as e:  # offline without a local copy
         log.warning(f"no ortholog table: {e}"); return None
 
-def workers(run: "Run", *, cpu_only: bool = True) -> int:
+def workers(
+    run: "Run",  # the run (its device)
+    *,
+    cpu_only: bool = True,  # use one worker when the run is on a GPU
+) -> int:
     "Worker processes for a stage's independent fits: the CPU cores this process may use (1 when the run is on a GPU)."
     if cpu_only and run.device().type != "cpu": return 1
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
-def gene_table(cfg: dict, source: str, target: str):
+def gene_table(
+    cfg: dict,  # a validated pipeline config
+    source: str,  # source dataset name
+    target: str,  # target dataset name
+):
     "The ortholog table of the method comparison's 'table' row: the configured one, else BioMart for human/mouse."
     g = gene_signal(cfg)
     if g not in (None, "symbols"): return g
@@ -176,7 +239,9 @@ def gene_table(cfg: dict, source: str, target: str):
     return "biomart" if species == {"human", "mouse"} else orthologs(cfg, source, target)
 
 # %% ../nbs/11a_stages.ipynb #9d7520a3
-def run_data(run) -> dict:
+def run_data(
+    run,  # a `Run`, or the path of an existing run folder
+) -> dict:  # the stage metrics
     "Stage 01: read and validate every configured dataset into `01_data/<name>.h5ad`."
     from scnotebook.data import load_datasets
     run = Run.of(run); cfg = run.config
@@ -184,7 +249,9 @@ def run_data(run) -> dict:
     run.write_adatas("01_data", adatas); run.save_metrics("01_data", metrics)
     return metrics
 
-def run_preprocess(run) -> dict:
+def run_preprocess(
+    run,  # a `Run`, or the path of an existing run folder
+) -> dict:  # the stage metrics
     "Stage 02: library-size normalisation, log, scaling and PCA to `X_intense` (the `preprocess` section)."
     from scnotebook.preprocess import preprocess_all
     run = Run.of(run); cfg = run.config
@@ -194,7 +261,9 @@ def run_preprocess(run) -> dict:
     return metrics
 
 # %% ../nbs/11a_stages.ipynb #7f6feef5
-def run_train(run) -> dict:
+def run_train(
+    run,  # a `Run`, or the path of an existing run folder
+) -> dict:  # the stage metrics
     "Stage 04: train the shared Transformer on every dataset's `X_intense`, embed them into `X_scn`."
     from scnotebook.train import fit, embed, evaluate, plot_history
     run = Run.of(run); cfg = run.config; ec = cfg["embedder"]
@@ -221,7 +290,9 @@ def run_train(run) -> dict:
     return metrics
 
 # %% ../nbs/11a_stages.ipynb #0b315e9b
-def run_align(run) -> dict:
+def run_align(
+    run,  # a `Run`, or the path of an existing run folder
+) -> dict:  # the stage metrics
     "Stage 05: align `align.source` onto `align.target` and measure kNN label transfer before and after."
     from scnotebook.align import align
     from scnotebook.metrics import label_transfer
@@ -303,7 +374,12 @@ def _cross_species(run: Run, out: Path, *, align_stage: str = "05_align", use_re
             "source_side": {k: v for k, v in cross_affinity_summary(scores, "source").items() if k != "side"},
             "types": records}
 
-def run_affinity(run, *, in_stage: str = "04_train", out_stage: str = "06_affinity") -> dict:
+def run_affinity(
+    run,  # a `Run`, or the path of an existing run folder
+    *,
+    in_stage: str = "04_train",  # stage whose AnnData are read
+    out_stage: str = "06_affinity",  # stage folder written
+) -> dict:  # the stage metrics
     "Stage 06: Wasserstein affinity between the cell types of each dataset (and its taxonomy agreement), and across species."
     import matplotlib.pyplot as plt
     from scnotebook.affinity import (wasserstein_affinity, write_affinity, load_taxonomy, affinity_agreement, plot_affinity,
@@ -337,7 +413,12 @@ def run_affinity(run, *, in_stage: str = "04_train", out_stage: str = "06_affini
     run.save_metrics(out_stage, metrics)
     return metrics
 
-def run_taxonomy(run, *, in_stage: str = "04_train", out_stage: str = "07_taxonomy") -> dict:
+def run_taxonomy(
+    run,  # a `Run`, or the path of an existing run folder
+    *,
+    in_stage: str = "04_train",  # stage whose AnnData are read
+    out_stage: str = "07_taxonomy",  # stage folder written
+) -> dict:  # the stage metrics
     "Stage 07: how well `X_scn` recovers the configured taxonomy, level by level (bootstrap intervals), and its dendrogram."
     import matplotlib.pyplot as plt
     from scnotebook.affinity import load_taxonomy, drop_small_types
@@ -366,7 +447,11 @@ def run_taxonomy(run, *, in_stage: str = "04_train", out_stage: str = "07_taxono
     return metrics
 
 # %% ../nbs/11a_stages.ipynb #58679eaf
-def run_baselines(run, *, out_stage: str = "08_baselines") -> dict:
+def run_baselines(
+    run,  # a `Run`, or the path of an existing run folder
+    *,
+    out_stage: str = "08_baselines",  # stage folder written
+) -> dict:  # the stage metrics
     "Stage 08: the baseline embeddings (`baselines.methods`) of every dataset, and Table 1 for the taxonomy dataset."
     from scnotebook.affinity import load_taxonomy, drop_small_types
     from scnotebook.baselines import embed_baselines
@@ -392,7 +477,11 @@ def run_baselines(run, *, out_stage: str = "08_baselines") -> dict:
     run.save_metrics(out_stage, metrics)
     return metrics
 
-def run_metrics(run, *, out_stage: str = "09_metrics") -> dict:
+def run_metrics(
+    run,  # a `Run`, or the path of an existing run folder
+    *,
+    out_stage: str = "09_metrics",  # stage folder written
+) -> dict:  # the stage metrics
     "Stage 09: label transfer and integration metrics of every alignment method and peer on the same embedding."
     from scnotebook.peers import compare_methods, summarize, DEFAULT_METHODS, LABEL_METRICS, INTEGRATION_METRICS
     run = Run.of(run); cfg = run.config; ac, ev = cfg["align"], cfg["evaluation"]; seed = cfg["seed"]
@@ -435,7 +524,11 @@ def run_metrics(run, *, out_stage: str = "09_metrics") -> dict:
     log.info("09_metrics:\n" + summarize(df, formatted=True).to_markdown())
     return metrics
 
-def run_figures(run, *, out_stage: str = "10_figures") -> dict:
+def run_figures(
+    run,  # a `Run`, or the path of an existing run folder
+    *,
+    out_stage: str = "10_figures",  # stage folder written
+) -> dict:  # the stage metrics
     "Stage 10: the paper's figures 3 (UMAPs), 4 (dendrograms) and 5 (affinity) from the run's artifacts."
     import matplotlib.pyplot as plt
     from scnotebook.affinity import read_affinity, load_taxonomy, drop_small_types

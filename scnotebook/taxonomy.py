@@ -22,7 +22,13 @@ __all__ = ['log', 'LINKAGE_METHOD', 'LINKAGE_METRIC', 'PAPER_TABLE1', 'TABLE1_RO
 # %% ../nbs/07_taxonomy.ipynb #c2c9308f
 log = get_logger("taxonomy")
 
-def cell_type_means(adata, *, use_rep: str | None = None, label_key: str = "cell_type", min_cells: int = 2) -> pd.DataFrame:
+def cell_type_means(
+    adata,  # AnnData with an embedding and labels
+    *,
+    use_rep: str | None = None,  # obsm key of the embedding; None: the first of `REP_CANDIDATES` present
+    label_key: str = "cell_type",  # obs column of the cell types
+    min_cells: int = 2,  # types with fewer cells raise
+) -> pd.DataFrame:
     "Mean embedding vector of every cell type (index: sorted types, columns: embedding dims)."
     use_rep = default_rep(adata, use_rep); X = obsm_matrix(adata, use_rep, dtype=np.float64)
     lab = get_labels(adata, label_key, min_cells=min_cells)
@@ -34,21 +40,32 @@ def cell_type_means(adata, *, use_rep: str | None = None, label_key: str = "cell
 LINKAGE_METHOD = "average"
 LINKAGE_METRIC = "euclidean"
 
-def cluster_means(means: pd.DataFrame, *, method: str = LINKAGE_METHOD, metric: str = LINKAGE_METRIC) -> np.ndarray:
+def cluster_means(
+    means: pd.DataFrame,  # a `cell_type_means` result
+    *,
+    method: str = LINKAGE_METHOD,  # scipy linkage method
+    metric: str = LINKAGE_METRIC,  # scipy distance metric
+) -> np.ndarray:
     "scipy linkage matrix of the hierarchical clustering of cell-type means (rows in the order of `means`)."
     from scipy.cluster.hierarchy import linkage
     if len(means) < 2: raise ValueError(f"need at least 2 cell types to cluster, got {len(means)}")
     return linkage(means.to_numpy(dtype=float), method=method, metric=metric)
 
 # %% ../nbs/07_taxonomy.ipynb #1428cb0e
-def match_accuracy(pred: Sequence, true: Sequence) -> tuple[int, dict]:
+def match_accuracy(
+    pred: Sequence,  # predicted group per type
+    true: Sequence,  # true group per type
+) -> tuple[int, dict]:
     "Types in their true group after the one-to-one (Hungarian) matching of predicted to true groups; and the matching."
     from scipy.optimize import linear_sum_assignment
     C = pd.crosstab(pd.Series(list(pred), name="pred"), pd.Series(list(true), name="true"))
     r, c = linear_sum_assignment(C.to_numpy(), maximize=True)
     return int(C.to_numpy()[r, c].sum()), {C.index[i]: C.columns[j] for i, j in zip(r, c)}
 
-def level_scores(Z: np.ndarray, groups: Sequence[str]) -> dict:
+def level_scores(
+    Z: np.ndarray,  # linkage matrix
+    groups: Sequence[str],  # true group of each type, in Z's order
+) -> dict:
     "Accuracy, ARI and Fowlkes-Mallows of the tree `Z` cut into as many clusters as `groups` has (types in Z's order)."
     from scipy.cluster.hierarchy import cut_tree
     from sklearn.metrics import adjusted_rand_score, fowlkes_mallows_score
@@ -60,7 +77,10 @@ def level_scores(Z: np.ndarray, groups: Sequence[str]) -> dict:
             "ari": float(adjusted_rand_score(groups, pred)), "fm": float(fowlkes_mallows_score(groups, pred))}
 
 # %% ../nbs/07_taxonomy.ipynb #6cd39a69
-def cophenetic_agreement(Z: np.ndarray, T: np.ndarray) -> float:
+def cophenetic_agreement(
+    Z: np.ndarray,  # linkage matrix
+    T: np.ndarray,  # tree distances of the true taxonomy
+) -> float:
     "Pearson correlation of the cophenetic distances of `Z` with the tree distances `T` (square, same type order)."
     from scipy.cluster.hierarchy import cophenet
     from scipy.spatial.distance import squareform
@@ -77,9 +97,20 @@ def _scores(means: np.ndarray, tax: pd.DataFrame, T: np.ndarray, method: str, me
     levels = {col: level_scores(Z, tax[col].to_numpy()) for col in tax.columns}
     return levels, cophenetic_agreement(Z, T), Z
 
-def taxonomy_accuracy(adata, *, use_rep: str | None = None, label_key: str = "cell_type", taxonomy: pd.DataFrame,
-                      method: str = LINKAGE_METHOD, metric: str = LINKAGE_METRIC, n_bootstrap: int = 0,
-                      ci: float = 0.95, seed: int = 0, min_cells: int = 2, show_progress: bool | None = None) -> dict:
+def taxonomy_accuracy(
+    adata,  # AnnData with an embedding and labels
+    *,
+    use_rep: str | None = None,  # obsm key of the embedding; None: the first of `REP_CANDIDATES` present
+    label_key: str = "cell_type",  # obs column of the cell types
+    taxonomy: pd.DataFrame,  # true taxonomy (index: cell type, columns fine -> coarse)
+    method: str = LINKAGE_METHOD,  # scipy linkage method (`'average'`)
+    metric: str = LINKAGE_METRIC,  # distance between type means (`'euclidean'`)
+    n_bootstrap: int = 0,  # bootstrap resamples of the cells for the CIs; 0: none
+    ci: float = 0.95,  # coverage of the CIs
+    seed: int = 0,  # seed of the bootstrap
+    min_cells: int = 2,  # types with fewer cells raise
+    show_progress: bool | None = None,  # progress bar over resamples
+) -> dict:
     """Score the hierarchical clustering of cell-type means in `use_rep` against `taxonomy`, level by level.
 
     Returns {'levels': {level name: {'level', 'accuracy', 'n_correct', 'n_types', 'n_groups', 'ari', 'fm'
@@ -121,9 +152,18 @@ def taxonomy_accuracy(adata, *, use_rep: str | None = None, label_key: str = "ce
     return res
 
 # %% ../nbs/07_taxonomy.ipynb #1ed18f78
-def plot_taxonomy_tree(adata, *, use_rep: str | None = None, label_key: str = "cell_type", taxonomy: pd.DataFrame,
-                       method: str = LINKAGE_METHOD, metric: str = LINKAGE_METRIC, title: str | None = None,
-                       path: str | os.PathLike | None = None, figsize: tuple | None = None):
+def plot_taxonomy_tree(
+    adata,  # AnnData with an embedding and labels
+    *,
+    use_rep: str | None = None,  # obsm key of the embedding; None: the first of `REP_CANDIDATES` present
+    label_key: str = "cell_type",  # obs column of the cell types
+    taxonomy: pd.DataFrame,  # true taxonomy, drawn beside the tree
+    method: str = LINKAGE_METHOD,  # scipy linkage method
+    metric: str = LINKAGE_METRIC,  # distance between type means
+    title: str | None = None,  # figure title
+    path: str | os.PathLike | None = None,  # save the figure there; None: not saved
+    figsize: tuple | None = None,  # inches; None: grows with the types
+):
     "Fig. 4: dendrogram of the cell-type means beside the ground-truth taxonomy; returns the figure (saved only if `path`)."
     import matplotlib.pyplot as plt
     from scipy.cluster.hierarchy import dendrogram, linkage
@@ -159,11 +199,20 @@ PAPER_TABLE1.attrs["note"] = "Mouse Brain Atlas, 15 cell types, every value k/15
 TABLE1_ROWS = {"X_scn": "Transformer", "X_scn_aligned": "Transformer (aligned)", "X_pca": "PCA", "X_saucie": "SAUCIE",
                "X_ae": "Autoencoder", "X_vae": "VAE", "X_intense": "intense (PCA 1200)"}   # obsm key -> row name
 
-def table1(adata, *, use_reps: Sequence[str] | Mapping[str, str] | None = None, label_key: str = "cell_type",
-           taxonomy: pd.DataFrame, n_bootstrap: int = 100, ci: float = 0.95, seed: int = 0,
-           method: str = LINKAGE_METHOD, metric: str = LINKAGE_METRIC, show_progress: bool | None = None) -> pd.DataFrame:
-    """Table 1 for several embeddings: one row per embedding (`use_reps`: list of obsm keys or {row name: key};
-    None: every known embedding present). Accuracy in %, ARI / FM / cophenetic in [0, 1], `lo`/`hi` = bootstrap CI."""
+def table1(
+    adata,  # AnnData with the embeddings and labels
+    *,
+    use_reps: Sequence[str] | Mapping[str, str] | None = None,  # obsm keys or {row: key}; None: `TABLE1_ROWS` present
+    label_key: str = "cell_type",  # obs column of the cell types
+    taxonomy: pd.DataFrame,  # true taxonomy
+    n_bootstrap: int = 100,  # bootstrap resamples for the CIs; 0: none
+    ci: float = 0.95,  # coverage of the CIs
+    seed: int = 0,  # seed of the bootstrap
+    method: str = LINKAGE_METHOD,  # scipy linkage method
+    metric: str = LINKAGE_METRIC,  # distance between type means
+    show_progress: bool | None = None,  # progress bar over resamples
+) -> pd.DataFrame:  # one row per embedding; accuracy in %, ARI / FM / cophenetic in [0, 1], `lo`/`hi`: CI
+    "Table 1 of the paper for several embeddings: `taxonomy_accuracy` per level, with bootstrap CIs."
     if use_reps is None: use_reps = {v: k for k, v in TABLE1_ROWS.items() if k in adata.obsm}
     elif not isinstance(use_reps, Mapping): use_reps = {r: r for r in use_reps}
     missing = [k for k in use_reps.values() if k not in adata.obsm]
@@ -198,7 +247,12 @@ def _fmt(v, lo=None, hi=None, pct=False):
     if lo is not None and hi is not None and not (np.isnan(lo) or np.isnan(hi)): s += f" [{f.format(lo)}, {f.format(hi)}]"
     return s
 
-def table1_markdown(df: pd.DataFrame, *, paper: bool = True, title: str | None = None) -> str:
+def table1_markdown(
+    df: pd.DataFrame,  # a `table1` result
+    *,
+    paper: bool = True,  # append the paper's Table 1
+    title: str | None = None,  # bold heading; None: none
+) -> str:
     "Markdown of a `table1` result (estimate [CI]), optionally followed by the paper's Table 1."
     levels = sorted({c.split()[0] for c in df.columns if c.startswith("L") and c.endswith("accuracy (%)")})
     cols = ["embedding", "types"]
@@ -223,15 +277,23 @@ def table1_markdown(df: pd.DataFrame, *, paper: bool = True, title: str | None =
         lines += [f"| {i} | {r.iloc[0]:.1f} | {r.iloc[1]:.1f} |" for i, r in PAPER_TABLE1.iterrows()]
     return "\n".join(lines) + "\n"
 
-def write_table1(df: pd.DataFrame, stem: str | os.PathLike, *, paper: bool = True, title: str | None = None) -> tuple[Path, Path]:
-    "Write `<stem>.csv` and `<stem>.md` atomically; returns both paths."
+def write_table1(
+    df: pd.DataFrame,  # a `table1` result
+    stem: str | os.PathLike,  # path without extension
+    *,
+    paper: bool = True,  # append the paper's Table 1 to the .md
+    title: str | None = None,  # heading of the .md
+) -> tuple[Path, Path]:  # (csv path, md path)
+    "Write `<stem>.csv` and `<stem>.md` atomically."
     stem = Path(stem); csv, md = stem.with_suffix(".csv"), stem.with_suffix(".md")
     with atomic_open(csv, "w", encoding="utf-8", newline="") as f: df.to_csv(f, float_format="%.4f")
     with atomic_open(md, "w", encoding="utf-8") as f: f.write(table1_markdown(df, paper=paper, title=title))
     return csv, md
 
 # %% ../nbs/07_taxonomy.ipynb #117b45b5
-def taxonomy_metrics_frame(res: dict) -> pd.DataFrame:
+def taxonomy_metrics_frame(
+    res: dict,  # a `taxonomy_accuracy` result
+) -> pd.DataFrame:
     "One row per level of a `taxonomy_accuracy` result."
     df = pd.DataFrame(res["levels"]).T; df.index.name = "level_name"
     df["cophenetic"] = res["cophenetic"]; df["use_rep"] = res["use_rep"]

@@ -35,8 +35,16 @@ SAMPLING = ("balanced", "proportional")
 
 class Sampler:
     "Which cells (and which masked entries) step `s` uses: a pure function of `(seed, s)`."
-    def __init__(self, sizes: dict[str, int], dims: dict[str, int], batch_size: int, *, sampling: str = "balanced",
-                 seed: int = 0, mask_ratio: float = 0.1):
+    def __init__(
+        self,
+        sizes: dict[str, int],  # dataset name -> number of cells
+        dims: dict[str, int],  # dataset name -> input dimension
+        batch_size: int,  # cells per step over all datasets (at least one per dataset)
+        *,
+        sampling: str = "balanced",  # `'balanced'` (equal cells per dataset) or `'proportional'` (one shuffled pool)
+        seed: int = 0,  # seed of the permutations and masks
+        mask_ratio: float = 0.1,  # fraction of entries masked
+    ):
         if sampling not in SAMPLING: raise ValueError(f"sampling must be one of {SAMPLING}, got {sampling!r}")
         K = len(sizes)
         if not isinstance(batch_size, int) or batch_size < K:
@@ -177,22 +185,34 @@ def _train(X: dict[str, np.ndarray], *, preset="small", epochs=None, batch_size=
                 if on_step is not None: on_step(step)
         return fitted(step)
 
-def cfg_name(preset) -> str: return preset if isinstance(preset, str) else "custom"
+def cfg_name(
+    preset,  # a preset name or an `EmbedderConfig`
+) -> str: return preset if isinstance(preset, str) else "custom"
 
 # %% ../nbs/04_train.ipynb #5df15851
-def fit(adatas: dict, *, preset: str | EmbedderConfig = "small", epochs: int | None = None, batch_size: int | None = None,
-        lr: float | None = None, device: str = "auto", seed: int = 0, checkpoint_dir=None,
-        checkpoint_every: int | None = None, sampling: str = "balanced", use_rep: str = "X_intense",
-        resume: bool = True, max_steps: int | None = None, on_step: Callable[[int], None] | None = None,
-        **options) -> FittedEmbedder:
-    """Train the multitask embedder on `obsm[use_rep]` of every AnnData in `adatas` ({dataset name: AnnData}).
+def fit(
+    adatas: dict,  # dataset name -> AnnData (each with `obsm[use_rep]`)
+    *,
+    preset: str | EmbedderConfig = "small",  # model preset (`'tiny'`, `'small'`, `'paper'`) or an `EmbedderConfig`
+    epochs: int | None = None,  # passes over the largest dataset; None: the preset's
+    batch_size: int | None = None,  # cells per step, all datasets together; None: the preset's
+    lr: float | None = None,  # peak AdamW learning rate (linear warm-up, cosine decay to 10%); None: the preset's
+    device: str = "auto",  # `'auto'`, `'cpu'`, `'cuda'`, `'cuda:N'` or `'xla'` (see `get_device`)
+    seed: int = 0,  # seed of the initial weights, the batches and the masks
+    checkpoint_dir=None,  # folder for `checkpoint.pt` (written while training, read on resume); None: none
+    checkpoint_every: int | None = None,  # steps between checkpoints; None: one per epoch (and always at the end)
+    sampling: str = "balanced",  # `'balanced'` (same number of cells per dataset) or `'proportional'` (by dataset size)
+    use_rep: str = "X_intense",  # obsm key the model reads (the PCA scores of `preprocess`)
+    resume: bool = True,  # continue from the checkpoint in `checkpoint_dir` when its settings match
+    max_steps: int | None = None,  # stop early after this many steps (the schedule spans all epochs: a later call resumes)
+    on_step: Callable[[int], None] | None = None,  # called with the step number after every step
+    **options,  # weight_decay, warmup, clip_norm, precision, log_every, progress_bar, model_overrides, compile
+) -> FittedEmbedder:  # the trained model (`module`), its loss `history` and `fit_info`
+    """Train the multitask embedder on `obsm[use_rep]` of every AnnData in `adatas`.
 
-    `epochs`, `batch_size`, `lr` default to the preset's. `checkpoint_dir`: write `checkpoint.pt` there every
-    `checkpoint_every` steps (default: each epoch) and at the end, and resume from it when `resume`.
-    `max_steps` stops early (the schedule still spans all epochs: a later call resumes). `on_step(step)` is
-    called after every step. Other `options`: weight_decay (0.01), warmup (0.05), clip_norm (1.0),
-    precision ('auto' | 'fp32' | 'bf16'), log_every, progress_bar, model_overrides (dict of preset fields),
-    compile (torch.compile the model on cpu/cuda)."""
+    `options`: weight_decay (0.01), warmup (0.05: fraction of the steps), clip_norm (1.0), precision ('auto' |
+    'fp32' | 'bf16'), log_every (steps), progress_bar, model_overrides (dict of preset fields), compile
+    (torch.compile the model on cpu/cuda)."""
     X = {n: obsm_matrix(a, use_rep, what=f"adatas[{n!r}]") for n, a in _check_adatas(adatas).items()}
     known = {"weight_decay", "warmup", "clip_norm", "precision", "log_every", "progress_bar", "model_overrides", "compile"}
     bad = sorted(set(options) - known)
@@ -202,7 +222,12 @@ def fit(adatas: dict, *, preset: str | EmbedderConfig = "small", epochs: int | N
                   max_steps=max_steps, on_step=on_step, use_rep=use_rep, **options)
 
 # %% ../nbs/04_train.ipynb #2716cfb6
-def plot_history(history, ax=None, *, baseline: float | None = 1.0):
+def plot_history(
+    history,  # a `FittedEmbedder` or its `history` frame (columns `step`, `loss_<dataset>`)
+    ax=None,  # matplotlib axes to draw on; None: a new figure
+    *,
+    baseline: float | None = 1.0,  # height of a dotted "predict the mean" line; None: no line
+):
     "Per-dataset reconstruction loss against the step; returns the axes."
     import matplotlib.pyplot as plt
     h = history.history if hasattr(history, "history") else history
@@ -219,8 +244,15 @@ def _unwrap(model, use_rep: str | None) -> tuple[MultitaskEmbedder, str]:
     if isinstance(model, MultitaskEmbedder): return model, use_rep or "X_intense"
     raise TypeError(f"model must be a FittedEmbedder (from fit) or a MultitaskEmbedder, got {type(model).__name__}")
 
-def embed(model: FittedEmbedder, adatas: dict, *, key_added: str = "X_scn", use_rep: str | None = None,
-          batch_size: int = 1024, copy: bool = False):
+def embed(
+    model: FittedEmbedder,  # a `FittedEmbedder` (from `fit`) or a bare `MultitaskEmbedder`
+    adatas: dict,  # dataset name -> AnnData; the names must be ones the model was trained on
+    *,
+    key_added: str = "X_scn",  # obsm key the embeddings (`d_model` columns) are written to
+    use_rep: str | None = None,  # obsm key read; None: the one the model was trained on
+    batch_size: int = 1024,  # cells per forward pass
+    copy: bool = False,  # write into copies and return them
+):
     "Write cell embeddings into `obsm[key_added]` of every AnnData in `adatas` (returned only when `copy`)."
     module, use_rep = _unwrap(model, use_rep)
     if copy: adatas = {n: a.copy() for n, a in _check_adatas(adatas).items()}
@@ -245,8 +277,14 @@ def embed(model: FittedEmbedder, adatas: dict, *, key_added: str = "X_scn", use_
     return adatas if copy else None
 
 # %% ../nbs/04_train.ipynb #af86e0ca
-def evaluate(model: FittedEmbedder, adatas: dict, *, use_rep: str | None = None, batch_size: int = 1024,
-             seed: int = 0) -> pd.DataFrame:
+def evaluate(
+    model: FittedEmbedder,  # a `FittedEmbedder` or a bare `MultitaskEmbedder`
+    adatas: dict,  # dataset name -> AnnData; the names must be ones the model was trained on
+    *,
+    use_rep: str | None = None,  # obsm key read; None: the one the model was trained on
+    batch_size: int = 1024,  # cells per forward pass
+    seed: int = 0,  # seed of the masks
+) -> pd.DataFrame:  # one row per dataset: loss, loss_masked, mean_baseline
     "Per-dataset reconstruction MSE (normalised units): unmasked, 10%-masked, and predicting the mean."
     module, use_rep = _unwrap(model, use_rep)
     X = {n: obsm_matrix(a, use_rep, what=f"adatas[{n!r}]") for n, a in _check_adatas(adatas).items()}
@@ -269,8 +307,15 @@ def evaluate(model: FittedEmbedder, adatas: dict, *, use_rep: str | None = None,
     return pd.DataFrame(rows).T
 
 # %% ../nbs/04_train.ipynb #36e1cb27
-def knn_cv_accuracy(X, labels, *, k: int = 15, folds: int = 5, seed: int = 0) -> float:
-    "Mean accuracy of a `folds`-fold stratified cross-validated kNN classifier (classes with < `folds` cells dropped)."
+def knn_cv_accuracy(
+    X,  # cells x features
+    labels,  # one label per cell
+    *,
+    k: int = 15,  # neighbours (fewer when there are fewer cells)
+    folds: int = 5,  # cross-validation folds; classes with fewer cells are dropped
+    seed: int = 0,  # seed of the fold split
+) -> float:
+    "Mean accuracy of a stratified, cross-validated kNN classifier."
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.neighbors import KNeighborsClassifier
     y = np.asarray(labels).astype(str)
@@ -280,7 +325,10 @@ def knn_cv_accuracy(X, labels, *, k: int = 15, folds: int = 5, seed: int = 0) ->
     return float(cross_val_score(KNeighborsClassifier(min(k, keep.sum() - 1)), np.asarray(X)[keep], y[keep], cv=cv).mean())
 
 # %% ../nbs/04_train.ipynb #4eb41c91
-def load_checkpoint(path: str | os.PathLike, device=None) -> FittedEmbedder:
+def load_checkpoint(
+    path: str | os.PathLike,  # `checkpoint.pt`, or the folder holding it
+    device=None,  # where to put the model (`get_device` names); None: CPU
+) -> FittedEmbedder:
     "The fitted model in a checkpoint file (or a folder holding `checkpoint.pt`), with its history and `fit_info` as of its step."
     return FittedEmbedder.from_state(read_checkpoint(path)["fitted"], device=device)
 
@@ -301,9 +349,15 @@ def _xla_worker(index, X, kwargs, out):
     fitted = _train(X, device="xla", **kwargs)
     if xr.global_ordinal() == 0: torch.save(fitted.to_state(), out)
 
-def fit_distributed(adatas: dict, *, nprocs: int | None = 2, device: str = "cpu", use_rep: str = "X_intense",
-                    **kwargs) -> FittedEmbedder:
-    "`fit` in `nprocs` data-parallel processes (DDP on cpu/cuda; all TPU cores with `device='xla'`, nprocs ignored)."
+def fit_distributed(
+    adatas: dict,  # dataset name -> AnnData (each with `obsm[use_rep]`)
+    *,
+    nprocs: int | None = 2,  # data-parallel processes (one per GPU with `'cuda'`); ignored with `'xla'`
+    device: str = "cpu",  # `'cpu'`, `'cuda'` (DDP) or `'xla'` (all TPU cores)
+    use_rep: str = "X_intense",  # obsm key the model reads
+    **kwargs,  # `fit`'s other options (preset, epochs, batch_size, seed, checkpoint_dir...)
+) -> FittedEmbedder:  # the trained model of rank 0 (on the CPU)
+    "`fit` in data-parallel processes: DDP on cpu/cuda, all TPU cores with `device='xla'`."
     X = {n: obsm_matrix(a, use_rep, what=f"adatas[{n!r}]") for n, a in _check_adatas(adatas).items()}
     kwargs = {**kwargs, "use_rep": use_rep}
     kind = device_kind(get_device(device)) if device != "xla" else "xla"

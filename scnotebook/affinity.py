@@ -32,9 +32,12 @@ def get_labels(
     "Cell-type labels of every cell as strings; errors for a missing key, missing labels or types with < `min_cells` cells."
     if label_key not in adata.obs:
         raise KeyError(f"label_key={label_key!r} is not a column of {what}.obs (columns: {list(adata.obs.columns)})")
+    from scnotebook.metrics import unlabelled
     lab = adata.obs[label_key]
-    if lab.isna().any():
-        raise ValueError(f"{what}.obs[{label_key!r}] has {int(lab.isna().sum())} missing labels; drop those cells first")
+    miss = unlabelled(lab)
+    if miss.any():
+        raise ValueError(f"{what}.obs[{label_key!r}] has {int(miss.sum())} missing labels (NaN); drop those cells first "
+                         "(scnotebook.metrics.drop_unlabelled)")
     lab = lab.astype(str)
     counts = lab.value_counts()
     small = counts[counts < min_cells]
@@ -44,6 +47,11 @@ def get_labels(
                          + "; drop them (e.g. adata[adata.obs[label_key] != ...]) or lower min_cells")
     if counts.size < 2: raise ValueError(f"{what}.obs[{label_key!r}] has only {counts.size} cell type; need at least 2")
     return lab
+
+def _labelled(adata, label_key: str, what: str = "adata"):
+    "The cells of `adata` with a label (WARNING with their count); a missing column is left to `get_labels`' error."
+    from scnotebook.metrics import drop_unlabelled
+    return drop_unlabelled(adata, label_key, what) if label_key in adata.obs else adata
 
 def check_taxonomy(
     taxonomy: pd.DataFrame,  # index: cell type; columns: levels, fine -> coarse
@@ -135,12 +143,21 @@ def sliced_w1(
     ia = np.minimum((mid * n).astype(np.int64), n - 1); ib = np.minimum((mid * m).astype(np.int64), m - 1)
     return (qs - prev) @ np.abs(A[ia] - B[ib])
 
-def _check_method(method: str, max_cells: int | None, backend: str = "numpy") -> int:
+def _int_at_least(name: str, value, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+    return int(value)
+
+def _check_method(method: str, max_cells: int | None, backend: str = "numpy", *, n_projections: int = 200,
+                  normalize: str = "mass", min_cells: int = 2, num_itermax: int = 1) -> int:
+    "Every option of the affinities checked up front; returns `max_cells` (its default filled in)."
     if method not in ("exact", "sliced"): raise ValueError(f"method={method!r}: expected 'exact' or 'sliced'")
     if backend not in ("numpy", "pot"): raise ValueError(f"backend={backend!r}: expected 'numpy' or 'pot'")
+    if normalize not in NORMALIZE: raise ValueError(f"normalize={normalize!r}: expected one of {NORMALIZE}")
     if max_cells is None: max_cells = 300 if method == "exact" else 5000
-    if int(max_cells) < 2: raise ValueError(f"max_cells must be at least 2, got {max_cells}")
-    return int(max_cells)
+    _int_at_least("n_projections", n_projections, 1); _int_at_least("min_cells", min_cells, 1)
+    _int_at_least("num_itermax", num_itermax, 1)
+    return _int_at_least("max_cells", max_cells, 2)   # one cell per type: a distance between two single cells
 
 def _pairwise_w1(SA: dict, SB: dict, pairs: Sequence[tuple[str, str]], *, method: str, n_projections: int, seed: int,
                  backend: str, num_itermax: int, show_progress: bool | None) -> np.ndarray:
@@ -179,9 +196,12 @@ def wasserstein_affinity(
     show_progress: bool | None = None,  # progress bar over type pairs
 ) -> pd.DataFrame:  # symmetric, zero diagonal; index = columns = sorted cell types
     "Pairwise Wasserstein-1 distance between the cell types of `adata` in embedding `use_rep`.\n\n    The parameters are recorded in `adata.uns['scnotebook']['affinity'][use_rep]`."
-    max_cells = _check_method(method, max_cells, backend)
-    use_rep = default_rep(adata, use_rep); X = obsm_matrix(adata, use_rep, dtype=np.float64)
-    lab = get_labels(adata, label_key, min_cells=min_cells)
+    max_cells = _check_method(method, max_cells, backend, n_projections=n_projections, normalize=normalize,
+                              min_cells=min_cells, num_itermax=num_itermax)
+    use_rep = default_rep(adata, use_rep)
+    labelled = _labelled(adata, label_key)          # cells without a label are no type (a WARNING counts them)
+    X = obsm_matrix(labelled, use_rep, dtype=np.float64)
+    lab = get_labels(labelled, label_key, min_cells=min_cells)
     S = type_samples(X, lab, max_cells=max_cells, seed=seed, normalize=normalize)
     types = list(S); n = len(types)
     iu = np.triu_indices(n, 1)
@@ -210,6 +230,7 @@ def affinity_agreement(
     seed: int = 0,  # seed of the permutations
 ) -> dict:
     "Spearman correlation of `affinity` with the taxonomy's tree distance, and its one-sided Mantel permutation p-value."
+    _int_at_least("n_permutations", n_permutations, 1)
     T = taxonomy_distance(check_taxonomy(taxonomy, affinity.index))
     types = list(affinity.index)
     if list(affinity.columns) != types: raise ValueError("affinity must have the same cell types in its index and columns")
@@ -345,15 +366,18 @@ def cross_affinity(
     show_progress: bool | None = None,  # progress bar over type pairs
 ) -> pd.DataFrame:  # source types x target types; parameters in `attrs`
     "Wasserstein-1 distance between every source type and every target type in the shared space `use_rep`.\n\n    Labels are renamed through `label_map` so that a type and its partner in the other species share a name.\n    Neither AnnData is changed."
-    from scnotebook.metrics import harmonize_labels, resolve_label_map
-    max_cells = _check_method(method, max_cells, backend)
+    from scnotebook.metrics import harmonize_labels, resolve_label_map, check_label_map
+    max_cells = _check_method(method, max_cells, backend, n_projections=n_projections, normalize=normalize,
+                              min_cells=min_cells, num_itermax=num_itermax)
+    tkey = target_label_key or label_key
+    source, target = _labelled(source, label_key, "source"), _labelled(target, tkey, "target")
+    if label_key in source.obs and tkey in target.obs: check_label_map(label_map, source.obs[label_key], target.obs[tkey])
     Xs = obsm_matrix(source, use_rep, what="source", dtype=np.float64)
     Xt = obsm_matrix(target, use_rep, what="target", dtype=np.float64)
     if Xs.shape[1] != Xt.shape[1]:
         raise ValueError(f"source.obsm[{use_rep!r}] has {Xs.shape[1]} dimensions but target.obsm[{use_rep!r}] has "
                          f"{Xt.shape[1]}: cross-species distances need both species in one space; align them first "
                          "(scnotebook.align.align writes obsm['X_scn_aligned'] of both)")
-    tkey = target_label_key or label_key
     ls = harmonize_labels(get_labels(source, label_key, min_cells=min_cells, what="source"), label_map)
     lt = harmonize_labels(get_labels(target, tkey, min_cells=min_cells, what="target"), label_map)
     SA = type_samples(Xs, ls, max_cells=max_cells, seed=seed, normalize=normalize)
@@ -393,6 +417,7 @@ def score_cross_affinity(
     from scnotebook.metrics import harmonize_labels
     if rule not in OPEN_SET_RULES: raise ValueError(f"rule={rule!r}: expected one of {list(OPEN_SET_RULES)}")
     ratio = OPEN_SET_RULES[rule] if ratio is None else float(ratio)
+    if not (np.isfinite(ratio) and ratio > 0): raise ValueError(f"ratio must be a finite number > 0, got {ratio!r}")
     D = D.copy()
     D.index, D.columns = harmonize_labels(D.index, label_map), harmonize_labels(D.columns, label_map)
     if D.index.has_duplicates or D.columns.has_duplicates:
@@ -499,10 +524,12 @@ def drop_small_types(
     label_key: str,  # obs column of the labels
     min_cells: int = 2,  # types with fewer cells are dropped
 ):
-    "A view without the cell types that have fewer than `min_cells` cells (and the names dropped)."
-    vc = adata.obs[label_key].astype(str).value_counts()
+    "A view without the cell types that have fewer than `min_cells` cells (and the names dropped); unlabelled cells stay."
+    from scnotebook.metrics import unlabelled
+    lab = adata.obs[label_key]; miss = unlabelled(lab)
+    vc = lab[~miss].astype(str).value_counts()
     small = list(vc.index[vc < min_cells])
-    return (adata[~adata.obs[label_key].astype(str).isin(small)] if small else adata), small
+    return (adata[miss | ~lab.astype(str).isin(small).to_numpy()] if small else adata), small
 
 def cross_markdown(
     scores: pd.DataFrame,  # a `score_cross_affinity` result

@@ -96,6 +96,19 @@ def normalizer(
     return Normalizer(steps)
 
 # %% ../nbs/05_align.ipynb #317d6c1b
+def _check_num(name: str, value, lo=None, hi=None, *, integer: bool = False, lo_open: bool = False, hi_open: bool = False):
+    "`value` if it is a (finite) number in the range, else a ValueError naming `name` and the range."
+    ok = not isinstance(value, bool) and isinstance(value, (int, np.integer) if integer else (int, float, np.integer, np.floating))
+    ok = ok and math.isfinite(value)
+    if ok and lo is not None: ok = value > lo if lo_open else value >= lo
+    if ok and hi is not None: ok = value < hi if hi_open else value <= hi
+    if not ok:
+        rng = " and ".join(x for x in ((f"{'more than' if lo_open else 'at least'} {lo}" if lo is not None else ""),
+                                        (f"{'below' if hi_open else 'at most'} {hi}" if hi is not None else "")) if x)
+        raise ValueError(f"{name} must be {rng + ' (' if rng else ''}{'an integer' if integer else 'a finite number'}"
+                         f"{')' if rng else ''}, got {value!r}")
+    return value
+
 def _unit(X: np.ndarray) -> np.ndarray:
     X = np.asarray(X, dtype=np.float32)
     return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
@@ -114,6 +127,7 @@ def csls_nn(
     chunk: int = 2048,  # rows compared at a time (memory)
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # (index in B, CSLS score, cosine), one each per row of A
     "For every row of A: index of its CSLS nearest neighbour in B, the CSLS score and the cosine to it."
+    _check_num("csls_k", k, 1, integer=True); _check_num("chunk", chunk, 1, integer=True)
     A, B = _unit(A), _unit(B)
     rB, rA = _knn_mean_sim(A, B, k, chunk), torch.from_numpy(_knn_mean_sim(B, A, k, chunk))
     Bt = torch.from_numpy(B).T
@@ -144,7 +158,8 @@ def procrustes(
     "The orthogonal W minimising sum_i w_i ||W a_i - b_i||^2 for paired rows of A and B."
     A, B = np.asarray(A, np.float64), np.asarray(B, np.float64)
     if A.shape != B.shape: raise ValueError(f"procrustes needs paired rows of equal shape, got {A.shape} and {B.shape}")
-    if len(A) == 0: raise ValueError("procrustes needs at least one pair")
+    if len(A) < 2: raise ValueError(f"procrustes needs at least 2 pairs, got {len(A)}: a rotation fitted to one pair is "
+                                    "arbitrary about it (give more anchors or shared cell types)")
     if weights is not None: A = A * np.asarray(weights, np.float64)[:, None]
     U, _, Vt = np.linalg.svd(B.T @ A)
     return (U @ Vt).astype(np.float32)
@@ -157,6 +172,7 @@ def selection_criterion(
     seed: int = 0,  # seed of the sample
 ) -> float:  # higher is better, at most 1
     "Mean cosine between (at most `max_cells`) mapped source cells and their CSLS neighbours in the target."
+    _check_num("max_cells", max_cells, 1, integer=True)
     if len(A_mapped) > max_cells:
         A_mapped = A_mapped[np.random.default_rng(seed).choice(len(A_mapped), max_cells, replace=False)]
     return float(csls_nn(A_mapped, B, k)[2].mean())
@@ -244,7 +260,12 @@ def adversarial_fit(
     show_progress: bool | None = None,  # progress bar over epochs; None: follow `SCNOTEBOOK_PROGRESS`
 ) -> tuple[np.ndarray, float, pd.DataFrame]:  # (best W by the criterion, its criterion, per-epoch history)
     "Train W against a discriminator (the paper's eq. 8-10 with MUSE's options); keeps the epoch with the best criterion."
-    if epochs < 1: raise ValueError(f"epochs must be at least 1, got {epochs}")
+    _check_num("epochs", epochs, 1, integer=True); _check_num("dis_steps", dis_steps, 1, integer=True)
+    _check_num("lr", lr, 0, lo_open=True); _check_num("label_smoothing", label_smoothing, 0, 0.5, hi_open=True)
+    if dis_lr is not None: _check_num("dis_lr", dis_lr, 0, lo_open=True)
+    _check_num("orthogonalize", orthogonalize, 0); _check_num("min_lr", min_lr, 0)
+    _check_num("lr_decay", lr_decay, 0, 1, lo_open=True); _check_num("lr_shrink", lr_shrink, 0, 1, lo_open=True)
+    _check_num("n_clusters", n_clusters, 1, integer=True); _check_num("csls_k", csls_k, 1, integer=True)
     with cpu_threads(num_threads if get_device(device).type == "cpu" else None):
         if batch_size < 1 or epoch_size < 1: raise ValueError(f"batch_size and epoch_size must be positive, got {batch_size}, {epoch_size}")
         seed_everything(seed); rng = np.random.default_rng(seed); dev = get_device(device); d = Xs.shape[1]
@@ -296,6 +317,7 @@ def gw_init(
 ) -> tuple[np.ndarray, float]:  # (W, GW loss)
     "An orthogonal W from a Gromov-Wasserstein coupling of sampled cells; returns (W, GW loss)."
     import ot
+    _check_num("n_cells", n_cells, 2, integer=True); _check_num("dims", dims, 1, integer=True); _check_num("n_init", n_init, 1, integer=True)
     rng = np.random.default_rng(seed)
     i = rng.choice(len(Xs), min(n_cells, len(Xs)), replace=False); j = rng.choice(len(Xt), min(n_cells, len(Xt)), replace=False)
     A, B = Xs[i], Xt[j]
@@ -323,6 +345,7 @@ def refine(
     seed: int = 0,  # seed of the criterion sample
 ) -> tuple[np.ndarray, float, pd.DataFrame]:  # (best W by the criterion, its criterion, history)
     "Refine W by Procrustes on mutual CSLS neighbours, `n_iter` times; keeps the best W by the criterion."
+    _check_num("n_iter", n_iter, 0, integer=True)
     best_W, best = W, selection_criterion(Xs @ W.T, Xt, csls_k, seed=seed); hist = [{"iteration": 0, "criterion": best, "pairs": np.nan}]
     for it in range(1, n_iter + 1):
         i, j = mutual_csls_pairs(Xs @ W.T, Xt, csls_k)
@@ -342,9 +365,16 @@ def centroid_anchors(
     min_cells: int = 1,  # cells a type needs on each side
 ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:  # (source centroids, target centroids, names, weights)
     "Centroids of the types present in both (with at least `min_cells` cells on each side): (A, B, names, weights)."
-    ys, yt = np.asarray(ys).astype(str), np.asarray(yt).astype(str)
-    names = sorted(t for t in set(ys) & set(yt) if (ys == t).sum() >= min_cells and (yt == t).sum() >= min_cells)
+    from scnotebook.metrics import unlabelled
+    _check_num("min_cells", min_cells, 1, integer=True)
+    ys, yt = (np.where(unlabelled(y), None, np.asarray(y, dtype=object).astype(str)) for y in (ys, yt))
+    common = ({x for x in ys if x is not None} & {x for x in yt if x is not None})
+    names = sorted(t for t in common if (ys == t).sum() >= min_cells and (yt == t).sum() >= min_cells)
     if not names: raise ValueError("source and target share no cell-type label: give a label_map or anchors")
+    if len(names) < 2:
+        raise ValueError(f"source and target share only one cell type with at least {min_cells} cell(s) on each side "
+                         f"({names[0]!r}): a rotation from one anchor is arbitrary; give a label_map that matches more "
+                         "types, anchor cell pairs, or another method")
     A = np.stack([Xs[ys == t].mean(0) for t in names]); B = np.stack([Xt[yt == t].mean(0) for t in names])
     w = np.array([np.sqrt(min((ys == t).sum(), (yt == t).sum())) for t in names], np.float64)
     return A, B, names, w
@@ -398,10 +428,11 @@ def _type_anchors(anchors) -> bool:
 
 def _anchor_labels(source, target, anchors, label_key, label_map):
     "Per-cell anchor type ('' for cells of other types) on both sides, in the target's names."
-    from scnotebook.metrics import labels_of
+    from scnotebook.metrics import labels_of, check_label_map
     ys, yt = labels_of(source, label_key, label_map, "source"), labels_of(target, label_key, label_map, "target")
+    check_label_map(label_map, source.obs[label_key], target.obs[label_key])
     pairs = {str(k): str(v) for k, v in anchors.items()} if isinstance(anchors, dict) else {str(a): str(a) for a in anchors}
-    for side, names, have in (("source", pairs.keys(), set(ys)), ("target", pairs.values(), set(yt))):
+    for side, names, have in (("source", pairs.keys(), set(ys) - {None}), ("target", pairs.values(), set(yt) - {None})):
         miss = sorted(set(names) - have)
         if miss: raise ValueError(f"anchor type(s) {miss} are absent from the {side}'s {label_key!r} labels "
                                   f"(it has: {sorted(have)[:12]}): name types present on both sides, or give a label_map")
@@ -437,7 +468,9 @@ def align(
     if genes is not None and method != "seeded":
         raise ValueError(f"genes= is used by method='seeded' (the default when genes are given), not by method={method!r}")
     if source is target: raise ValueError("source and target are the same AnnData: alignment needs two datasets")
-    if restarts < 1: raise ValueError(f"restarts must be at least 1, got {restarts}")
+    _check_num("restarts", restarts, 1, integer=True); _check_num("seed", seed, integer=True)
+    if epochs is not None: _check_num("epochs", epochs, 0, integer=True)
+    _check_num("refinement", refinement, 0, integer=True); _check_num("csls_k", csls_k, 1, integer=True)
     Xs, Xt = check_pair(source, target, use_rep)
     if normalize is True: normalize = None if method == "paper" else "center,renorm"
     ns, nt = normalizer(normalize or None), normalizer(normalize or None)
@@ -469,6 +502,9 @@ def align(
         if _type_anchors(anchors):
             alab = _anchor_labels(source, target, anchors, label_key, label_map)
             params.update(label_key=label_key, anchors=sorted(set(alab[1][alab[1] != ""])))
+            if Gs is None and len(params["anchors"]) < 2:
+                raise ValueError(f"anchors={list(anchors)} give one shared cell type ({params['anchors']}) and no gene signal: "
+                                 "a rotation from one anchor is arbitrary; name at least 2 types present on both sides, or genes=")
         elif anchors is not None:
             seeds = tuple(np.asarray(a, dtype=np.int64) for a in anchors); params["anchors"] = int(len(seeds[0]))
         if Gs is None and alab is None and seeds is None:   # fallback: no usable signal
@@ -489,10 +525,16 @@ def align(
             i, j = (np.asarray(a, dtype=np.int64) for a in anchors)
             A, B, w = Zs[i], Zt[j], None; params["anchors"] = int(len(i))
         else:
-            from scnotebook.metrics import labels_of
+            from scnotebook.metrics import labels_of, check_label_map
+            check_label_map(label_map, source.obs[label_key] if label_key in source.obs else [],
+                            target.obs[label_key] if label_key in target.obs else [])
             A, B, names, w = centroid_anchors(Zs, Zt, labels_of(source, label_key, label_map, "source"),
                                               labels_of(target, label_key, label_map, "target"))
             params.update(label_key=label_key, anchors=names)
+        params["anchor_rank"] = int(np.linalg.matrix_rank(B.T @ A))
+        if params["anchor_rank"] < Zs.shape[1] - 1:
+            log.info(f"procrustes: the {len(A)} anchors span {params['anchor_rank']} of {Zs.shape[1]} dimensions; the map is "
+                     "fitted on their span, the other directions are the SVD's choice")
         W = procrustes(A, B, w); crit = selection_criterion(Zs @ W.T, Zt, csls_k, seed=seed)
         rows.append({"seed": seed, "criterion": crit}); cands.append(W)
     else:

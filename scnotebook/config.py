@@ -4,7 +4,7 @@
 
 # %% ../nbs/00a_config.ipynb #44acbadb
 from __future__ import annotations
-import copy, os
+import copy, math, os, re
 from pathlib import Path
 from typing import Any
 
@@ -13,78 +13,167 @@ import yaml
 from .core import get_logger
 
 # %% auto #0
-__all__ = ['ANY', 'DATASET_SCHEMA', 'SCHEMA', 'ALIGN_METHODS', 'ConfigError', 'validate_config', 'apply_overrides', 'load_config',
-           'config_dir', 'resolve_config']
+__all__ = ['ANY', 'NAME_RE', 'STAGE_NAMES', 'ALIGN_METHODS', 'PRESETS', 'SAMPLING', 'AFFINITY_METHODS', 'NORMALIZE', 'BASELINES',
+           'SOLVERS', 'SCALES', 'LABEL_MAPS', 'TAXONOMIES', 'DATASET_FORMATS', 'FIGURE_FORMATS', 'DEVICE_RE',
+           'DATASET_SCHEMA', 'SCHEMA', 'LABEL_MAP_FILES', 'ConfigError', 'Range', 'OneOf', 'All', 'Name', 'Device',
+           'StrItems', 'read_label_map', 'validate_config', 'apply_overrides', 'load_config', 'config_dir',
+           'resolve_config']
 
 # %% ../nbs/00a_config.ipynb #84f14327
 ANY = object()  # marker: any value allowed
 
-# each leaf: (allowed types, default). `None` in the types tuple means the key may be null.
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")   # dataset and stage names: they become file and folder names
+# the allowed values of the enumerated options; each is the domain module's own list (tests/test_config.py checks
+# that they stay equal), kept here so that reading a config imports neither torch nor scanpy
+STAGE_NAMES = ("01_data", "02_preprocess", "04_train", "05_align", "06_affinity", "07_taxonomy", "08_baselines",
+               "09_metrics", "10_figures")                                    # scnotebook.stages.RUNNERS
+ALIGN_METHODS = ("muse", "paper", "procrustes", "seeded", "none")            # scnotebook.align.METHODS
+PRESETS = ("tiny", "small", "paper")                                        # scnotebook.embedder.PRESETS
+SAMPLING = ("balanced", "proportional")                                     # scnotebook.train.SAMPLING
+AFFINITY_METHODS = ("exact", "sliced")                                      # scnotebook.affinity.wasserstein_affinity
+NORMALIZE = ("mass", "center", "standardize")                               # scnotebook.affinity.NORMALIZE
+BASELINES = ("pca", "saucie", "ae", "autoencoder", "vae")                   # scnotebook.baselines.BASELINES
+SOLVERS = ("auto", "exact", "randomized")                                   # scnotebook.preprocess.pca_sparse
+SCALES = ("global", "gene", "none")                                         # scnotebook.preprocess.preprocess
+LABEL_MAPS = ("baron",)                                                     # scnotebook.metrics.LABEL_MAPS
+TAXONOMIES = ("mouse_brain_atlas", "mba", "mousebrain", "pancreas", "baron", "baron_pancreas", "zeisel2015",
+              "zeisel")                                                     # scnotebook.data.taxonomy
+DATASET_FORMATS = ("builtin", "h5ad", "loom", "allen", "baron_csv")         # scnotebook.data.read_dataset
+FIGURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg", "tif", "tiff", "eps", "webp")
+DEVICE_RE = re.compile(r"^(auto|cpu|xla|meta|cuda(:\d+)?)$")                # scnotebook.core.get_device
+
+class ConfigError(ValueError):
+    "A configuration that does not match the schema (the message names the key)."
+
+def _num(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+def Range(
+    lo: float | None = None,  # lower bound
+    hi: float | None = None,  # upper bound
+    *,
+    strict: bool = False,  # `lo < v` instead of `lo <= v`
+):
+    "A rule for a numeric leaf: finite and within the bounds (other types are left to the other rules)."
+    def check(key, v):
+        if not _num(v): return v
+        if not math.isfinite(v): raise ConfigError(f"config key '{key}' must be a finite number, got {v!r}")
+        if lo is not None and (v <= lo if strict else v < lo) or hi is not None and v > hi:
+            want = " and ".join(s for s in ((f"> {lo}" if strict else f">= {lo}") if lo is not None else "",
+                                            f"<= {hi}" if hi is not None else "") if s)
+            raise ConfigError(f"config key '{key}' must be {want}, got {v!r}")
+        return v
+    return check
+
+def OneOf(
+    values: tuple,  # the allowed strings
+    *,
+    other: str = "",  # what else is allowed, for the message (e.g. `' or a number > 0'`)
+):
+    "A rule for a string leaf, or each item of a list leaf: one of `values`."
+    def check(key, v):
+        for i, x in enumerate(v) if isinstance(v, list) else [(None, v)]:
+            k = key if i is None else f"{key}[{i}]"
+            if i is not None and not isinstance(x, str): raise ConfigError(f"config key '{k}' must be a str, got {x!r}")
+            if isinstance(x, str) and x not in values:
+                raise ConfigError(f"config key '{k}' is {x!r}: expected one of {', '.join(values)}{other}")
+        return v
+    return check
+
+def All(*rules):
+    "A rule that applies every rule of `rules` in turn."
+    def check(key, v):
+        for r in rules: r(key, v)
+        return v
+    return check
+
+def Name(key, v):
+    "A rule for a name leaf (or each item of a list): letters, digits, `_` and `-` only, as it becomes a file name."
+    for i, x in enumerate(v) if isinstance(v, list) else [(None, v)]:
+        k = key if i is None else f"{key}[{i}]"
+        if x is not None and not (isinstance(x, str) and NAME_RE.match(x)):
+            raise ConfigError(f"config key '{k}' is {x!r}: a name may hold only letters, digits, '_' and '-'")
+    return v
+
+def Device(key, v):
+    "A rule for `device`: 'auto', 'cpu', 'cuda', 'cuda:N', 'xla' or 'meta'."
+    if isinstance(v, str) and not DEVICE_RE.match(v.strip().lower()):
+        raise ConfigError(f"config key '{key}' is {v!r}: expected one of auto, cpu, cuda, cuda:N, xla, meta")
+    return v
+
+def StrItems(key, v):
+    "A rule for `align.anchors`: a list of cell types, or a mapping of source type -> target type (strings)."
+    items = list(v.items()) if isinstance(v, dict) else [(x, None) for x in v] if isinstance(v, list) else []
+    for a, b in items:
+        if not isinstance(a, str) or b is not None and not isinstance(b, str):
+            raise ConfigError(f"config key '{key}' must hold cell-type names (strings), got {a!r}" + ("" if b is None else f": {b!r}"))
+    return v
+
+# each leaf: (allowed types, default) or (allowed types, default, rule). `None` in the types tuple means the key may
+# be null; a rule checks the value's range or spelling and raises a `ConfigError` naming the key and what is allowed.
 DATASET_SCHEMA = {
     "source": ((str,), ANY),            # required
     "label_key": ((str,), "cell_type"),
     "species": ((str,), ANY),           # required
-    "format": ((str, None), None),
-    "max_cells": ((int, None), None),
+    "format": ((str, None), None, OneOf(DATASET_FORMATS, other=" (or null: from the file)")),
+    "max_cells": ((int, None), None, Range(1)),
 }
 
 SCHEMA = {
     "name": ((str,), "run"),
-    "seed": ((int,), 0),
-    "device": ((str,), "auto"),
-    "stages": ((list, None), None),     # None: every stage, in order
+    "seed": ((int,), 0, Range(0, 2**32 - 1)),
+    "device": ((str,), "auto", Device),
+    "stages": ((list, None), None, OneOf(STAGE_NAMES)),     # None: every stage, in order
     "datasets": "datasets",
     "preprocess": {
-        "n_components": ((int,), 1200),
-        "min_library_size": ((int, float, None), None),
-        "min_cells_per_gene": ((int,), 5),
-        "scale": ((int, float), 50.0),
+        "n_components": ((int,), 1200, Range(1)),
+        "min_library_size": ((int, float, None), None, Range(0)),
+        "min_cells_per_gene": ((int,), 5, Range(0)),
+        "rescale": ((int, float), 10000.0, Range(0, strict=True)),   # counts per cell after normalisation
+        "scale": ((int, float, str), 50.0, All(Range(0, strict=True), OneOf(SCALES, other=" or a number > 0 (the bound)"))),
+        "scale_max": ((int, float), 50.0, Range(0, strict=True)),   # bound of the scaled values ('global'/'gene' scale)
         "cap_components": ((bool,), False),   # True: lower n_components to what a small dataset allows
-        "solver": ((str,), "auto"),           # PCA: 'auto' | 'exact' | 'randomized'
-        "n_iter": ((int,), 2),                # randomized PCA power iterations
+        "solver": ((str,), "auto", OneOf(SOLVERS)),   # PCA: 'auto' | 'exact' | 'randomized'
+        "n_iter": ((int,), 2, Range(0)),               # randomized PCA power iterations
     },
     "embedder": {
-        "preset": ((str,), "small"),
-        "epochs": ((int,), 20),
-        "batch_size": ((int, None), None),
-        "lr": ((float, int, None), None),
-        "sampling": ((str,), "balanced"),
-        "checkpoint_every": ((int,), 200),
+        "preset": ((str,), "small", OneOf(PRESETS)),
+        "epochs": ((int,), 20, Range(1)),
+        "batch_size": ((int, None), None, Range(1)),
+        "lr": ((float, int, None), None, Range(0, strict=True)),
+        "sampling": ((str,), "balanced", OneOf(SAMPLING)),
+        "checkpoint_every": ((int,), 200, Range(1)),
     },
     "align": {
-        "source": ((str, None), None),
-        "target": ((str, None), None),
-        "method": ((str, None), None),        # None: 'seeded' when genes or anchors are given, else 'muse'
+        "source": ((str, None), None, Name),
+        "target": ((str, None), None, Name),
+        "method": ((str, None), None, OneOf(ALIGN_METHODS, other=" (or null)")),  # None: 'seeded' with genes or anchors, else 'muse'
         "genes": ((str, None), None),         # 'symbols', 'biomart', 'hcop', an ortholog table path, or None / 'none'
-        "anchors": ((list, dict, None), None),  # cell types known in both species (list, or source -> target dict)
-        "restarts": ((int,), 3),
-        "epochs": ((int,), 5),
+        "anchors": ((list, dict, None), None, StrItems),  # cell types known in both species (list, or source -> target dict)
+        "restarts": ((int,), 3, Range(1)),
+        "epochs": ((int,), 5, Range(1)),
         "use_rep": ((str,), "X_scn"),
-        "epoch_size": ((int, None), None),    # cells per adversarial epoch; None: the larger species' size
+        "epoch_size": ((int, None), None, Range(1)),    # cells per adversarial epoch; None: the larger species' size
     },
     "evaluation": {
-        "label_map": ((dict, str, None), None),
-        "taxonomy": ((str, None), None),
-        "taxonomy_dataset": ((str, None), None),
-        "affinity_method": ((str,), "exact"),
-        "affinity_max_cells": ((int,), 300),
-        "affinity_normalize": ((str,), "mass"),   # see scnotebook.affinity.wasserstein_affinity
-        "affinity_projections": ((int,), 200),    # directions of the sliced method
-        "bootstrap": ((int,), 100),
-        "knn_k": ((int,), 15),
+        "label_map": ((dict, str, None), None),   # a mapping, a built-in name ('baron') or a CSV/TSV/YAML file (read in)
+        "taxonomy": ((str, None), None),          # a built-in name (`TAXONOMIES`) or a CSV/TSV file
+        "taxonomy_dataset": ((str, None), None, Name),
+        "affinity_method": ((str,), "exact", OneOf(AFFINITY_METHODS)),
+        "affinity_max_cells": ((int,), 300, Range(2)),
+        "affinity_normalize": ((str,), "mass", OneOf(NORMALIZE)),   # see scnotebook.affinity.wasserstein_affinity
+        "affinity_projections": ((int,), 200, Range(1)),   # directions of the sliced method
+        "bootstrap": ((int,), 100, Range(0)),
+        "knn_k": ((int,), 15, Range(1)),
     },
     "baselines": {
-        "methods": ((list,), ["pca", "saucie", "autoencoder", "vae"]),
-        "epochs": ((int,), 30),
+        "methods": ((list,), ["pca", "saucie", "autoencoder", "vae"], OneOf(BASELINES)),
+        "epochs": ((int,), 30, Range(1)),
     },
     "figures": {
-        "formats": ((list,), ["png", "pdf"]),
+        "formats": ((list,), ["png", "pdf"], OneOf(FIGURE_FORMATS)),
         "umap": ((bool,), True),
     },
 }
-
-class ConfigError(ValueError):
-    "A configuration that does not match the schema (the message names the key)."
 
 def _tname(types): return " or ".join("null" if t is None else t.__name__ for t in types)
 
@@ -103,7 +192,7 @@ def _check_leaf(key, value, types):
 def _validate(section: dict, schema: dict, prefix: str) -> dict:
     if not isinstance(section, dict):
         raise ConfigError(f"config key '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {type(section).__name__}")
-    unknown = sorted(set(section) - set(schema))
+    unknown = sorted((str(k) for k in set(section) - set(schema)))
     if unknown:
         raise ConfigError(f"unknown config key '{prefix}{unknown[0]}' (allowed here: {', '.join(sorted(schema))})")
     out = {}
@@ -112,50 +201,93 @@ def _validate(section: dict, schema: dict, prefix: str) -> dict:
         if spec == "datasets":
             out[key] = _validate_datasets(section.get(key), full); continue
         if isinstance(spec, dict):
-            out[key] = _validate(section.get(key) or {}, spec, full + "."); continue
-        types, default = spec
+            sub = section.get(key)
+            out[key] = _validate({} if sub is None else sub, spec, full + "."); continue
+        types, default, *rule = spec
         if key not in section:
             if default is ANY: raise ConfigError(f"config key '{full}' is required")
             out[key] = copy.deepcopy(default)
         else:
             out[key] = _check_leaf(full, section[key], types)
+            if rule and out[key] is not None: rule[0](full, out[key])
     return out
 
 def _validate_datasets(ds, key) -> dict:
     if not ds: raise ConfigError(f"config key '{key}' must name at least one dataset")
     if not isinstance(ds, dict): raise ConfigError(f"config key '{key}' must be a mapping of name -> dataset")
-    return {str(name): _validate(spec, DATASET_SCHEMA, f"{key}.{name}.") for name, spec in ds.items()}
+    for name in ds: Name(f"{key}.{name}", name)
+    return {name: _validate(spec, DATASET_SCHEMA, f"{key}.{name}.") for name, spec in ds.items()}
 
-ALIGN_METHODS = ("muse", "paper", "procrustes", "seeded", "none")   # scnotebook.align.METHODS
+def read_label_map(
+    path: str | os.PathLike,  # a CSV/TSV file of two columns (source type, shared name) or a YAML mapping
+) -> dict:
+    "A label map file read into a dict of strings (a header row `source,target` or similar is allowed in a table)."
+    import csv
+    p = Path(path)
+    if p.suffix.lower() in (".yaml", ".yml"):
+        with open(p, encoding="utf-8") as f: d = yaml.safe_load(f)
+        if not isinstance(d, dict): raise ConfigError(f"label map file {p} must hold a mapping of cell type -> shared name")
+        return {str(k): str(v) for k, v in d.items()}
+    with open(p, encoding="utf-8", newline="") as f:
+        rows = [r for r in csv.reader(f, delimiter="\t" if p.suffix.lower() == ".tsv" else ",") if r and any(c.strip() for c in r)]
+    bad = [i + 1 for i, r in enumerate(rows) if len(r) != 2]
+    if bad or not rows: raise ConfigError(f"label map file {p} must have two columns (cell type, shared name) on every row"
+                                          + (f"; row {bad[0]} has another number" if bad else ": it is empty"))
+    return {a.strip(): b.strip() for a, b in rows}
+
+LABEL_MAP_FILES = (".csv", ".tsv", ".yaml", ".yml")
+
+def _check_label_map(lm, key="evaluation.label_map"):
+    if isinstance(lm, dict):
+        bad = [(k, v) for k, v in lm.items() if not isinstance(k, str) or not isinstance(v, str)]
+        if bad: raise ConfigError(f"config key '{key}' must map cell types to shared names (strings), got {bad[0][0]!r}: {bad[0][1]!r}")
+        return lm
+    if lm is None or lm in LABEL_MAPS: return lm
+    p = Path(lm).expanduser()
+    if p.suffix.lower() in LABEL_MAP_FILES and p.is_file(): return read_label_map(p)
+    raise ConfigError(f"config key '{key}' is {lm!r}: expected a mapping, a built-in map ({', '.join(LABEL_MAPS)}) or the "
+                      f"path of an existing {'/'.join(s.lstrip('.').upper() for s in LABEL_MAP_FILES)} file")
+
+def _check_taxonomy(tax, key="evaluation.taxonomy"):
+    if tax is None or tax.lower().replace("-", "_") in TAXONOMIES: return tax
+    p = Path(tax).expanduser()
+    if p.suffix.lower() in (".csv", ".tsv"):
+        if p.is_absolute() and not p.is_file(): raise ConfigError(f"config key '{key}': taxonomy file {str(p)!r} does not exist")
+        return tax
+    raise ConfigError(f"config key '{key}' is {tax!r}: expected a built-in taxonomy ({', '.join(TAXONOMIES)}) or a .csv/.tsv file")
 
 def validate_config(
     cfg: dict,  # a config as read from YAML (missing sections and keys take their defaults)
 ) -> dict:
-    "Check `cfg` against `SCHEMA` and return a full copy with every default filled in."
-    out = _validate(cfg or {}, SCHEMA, "")
+    "Check `cfg` against `SCHEMA` (types, ranges, allowed values, names) and return a full copy with every default filled in."
+    out = _validate({} if cfg is None else cfg, SCHEMA, "")
     names = list(out["datasets"])
     for k in ("source", "target"):
         v = out["align"][k]
         if v is not None and v not in names:
             raise ConfigError(f"config key 'align.{k}' names dataset {v!r}, which is not in datasets ({', '.join(names)})")
     a = out["align"]
-    if a["method"] is not None and a["method"] not in ALIGN_METHODS:
-        raise ConfigError(f"config key 'align.method' is {a['method']!r}: expected one of {', '.join(ALIGN_METHODS)} (or null)")
     if a["source"] is not None and a["source"] == a["target"]:
         raise ConfigError(f"config keys 'align.source' and 'align.target' both name {a['source']!r}: alignment needs two datasets")
     if a["method"] == "seeded" and a["genes"] in (None, "none") and not a["anchors"]:
         raise ConfigError("config key 'align.method' is 'seeded' but neither 'align.genes' nor 'align.anchors' is set")
-    td = out["evaluation"]["taxonomy_dataset"]
+    ev = out["evaluation"]
+    td = ev["taxonomy_dataset"]
     if td is not None and td not in names:
-        raise ConfigError(f"config key 'evaluation.taxonomy_dataset' names dataset {td!r}, which is not in datasets")
+        raise ConfigError(f"config key 'evaluation.taxonomy_dataset' names dataset {td!r}, which is not in datasets ({', '.join(names)})")
+    ev["label_map"] = _check_label_map(ev["label_map"])
+    _check_taxonomy(ev["taxonomy"])
     return out
 
 # %% ../nbs/00a_config.ipynb #e74e7c72
+def _one_line(e) -> str: return " ".join(str(e).split())
+
 def apply_overrides(
     cfg: dict,  # config to copy (left unchanged)
     overrides: list[str] | None,  # items like `'train.epochs=3'`; the value is parsed as YAML; None: none
 ) -> dict:
     "Apply `key.sub=value` overrides (values parsed as YAML) to a copy of `cfg`."
+    if not isinstance(cfg, dict): raise ConfigError(f"a config must be a mapping of sections, got {type(cfg).__name__}")
     cfg = copy.deepcopy(cfg)
     for item in overrides or []:
         if "=" not in item: raise ConfigError(f"override {item!r} must look like key.sub=value")
@@ -164,32 +296,46 @@ def apply_overrides(
         if not parts: raise ConfigError(f"override {item!r} has an empty key")
         d = cfg
         for p in parts[:-1]:
-            if not isinstance(d.setdefault(p, {}), dict): raise ConfigError(f"override {item!r}: '{p}' is not a section")
+            if d.get(p) is None: d[p] = {}
+            if not isinstance(d[p], dict): raise ConfigError(f"override {item!r}: '{p}' is not a section")
             d = d[p]
-        d[parts[-1]] = yaml.safe_load(raw)
+        try: d[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as e: raise ConfigError(f"override {item!r}: the value is not valid YAML ({_one_line(e)})") from None
     return cfg
+
+def _resolve_files(
+    raw: dict,  # a config as read (changed in place)
+    base: Path,  # the config file's folder
+) -> dict:
+    "Relative taxonomy (`.csv`/`.tsv`) and label-map (`.csv`/`.tsv`/`.yaml`) paths made absolute against `base`."
+    ev = raw.get("evaluation")
+    if isinstance(ev, dict):
+        for k, suffixes in (("taxonomy", (".csv", ".tsv")), ("label_map", LABEL_MAP_FILES)):
+            v = ev.get(k)
+            if isinstance(v, str) and Path(v).suffix.lower() in suffixes:
+                p = Path(v).expanduser(); ev[k] = str(p if p.is_absolute() else (base / p).resolve())
+    return raw
 
 def load_config(
     path: str | os.PathLike,  # YAML file; relative dataset and taxonomy paths are relative to its folder
     overrides: list[str] | None = None,  # `'key.sub=value'` items applied before validation (see `apply_overrides`)
 ) -> dict:
-    "Read a YAML config, apply overrides, resolve relative dataset paths, validate."
+    "Read a YAML config, apply overrides, resolve relative paths (datasets, taxonomy, label map, genes), validate.\n\n    A label map given as a file is read into a mapping here, so the run folder's `config.yaml` holds the map itself."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"config file {path} does not exist")
+    if not path.is_file(): raise ConfigError(f"config {str(path)!r} is a folder, not a YAML file")
     with open(path, encoding="utf-8") as f:
-        try: raw = yaml.safe_load(f) or {}
-        except yaml.YAMLError as e: raise ConfigError(f"{path} is not valid YAML: {e}") from e
-    cfg = validate_config(apply_overrides(raw, overrides))
+        try: raw = yaml.safe_load(f)
+        except yaml.YAMLError as e: raise ConfigError(f"{path} is not valid YAML: {_one_line(e)}") from None
+        except UnicodeDecodeError as e: raise ConfigError(f"{path} is not a text (UTF-8) YAML file: {e}") from None
+    raw = apply_overrides({} if raw is None else raw, overrides)
+    cfg = validate_config(_resolve_files(raw, path.parent))
     for name, ds in cfg["datasets"].items():
         src = ds["source"]
         p = Path(src).expanduser()
         # a path (relative ones are relative to the config file) unless it is a built-in id such as baron_human
         if p.is_absolute() or any(c in src for c in "/\\") or p.suffix or (path.parent / p).exists():
             ds["source"] = str(p if p.is_absolute() else (path.parent / p).resolve())
-    for k in ("taxonomy",):
-        v = cfg["evaluation"][k]
-        if isinstance(v, str) and v.endswith(".csv") and not Path(v).is_absolute():
-            cfg["evaluation"][k] = str((path.parent / v).resolve())
     g = cfg["align"]["genes"]
     if isinstance(g, str) and g.lower() == "none": cfg["align"]["genes"] = g = None
     if isinstance(g, str) and g not in ("symbols", "biomart", "hcop"):   # a table path, relative to the config
@@ -198,9 +344,6 @@ def load_config(
             raise ConfigError(f"config key 'align.genes' is {g!r}: expected 'symbols', 'biomart', 'hcop', 'none' or the "
                               f"path of an ortholog table, and {str(gp)!r} is not a file")
         cfg["align"]["genes"] = str(gp)
-    lm = cfg["evaluation"]["label_map"]
-    if isinstance(lm, str) and not Path(lm).is_absolute() and (path.parent / lm).exists():
-        cfg["evaluation"]["label_map"] = str((path.parent / lm).resolve())
     return cfg
 
 # %% ../nbs/00a_config.ipynb #74b42539
@@ -216,6 +359,7 @@ def resolve_config(
 ) -> Path:
     "A config path from a path or a shipped config name (`default`, `ci`, ...)."
     p = Path(name_or_path)
+    if p.is_dir(): raise ConfigError(f"config {str(name_or_path)!r} is a folder, not a YAML file")
     if p.exists(): return p
     if p.suffix == "" and (config_dir() / f"{p.name}.yaml").exists(): return config_dir() / f"{p.name}.yaml"
     raise FileNotFoundError(f"config {str(name_or_path)!r} is neither a file nor a shipped config "

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #5dc595ef
 from __future__ import annotations
-import contextlib, json, logging, os, random, shutil, sys, tempfile, time
+import contextlib, json, logging, os, random, shutil, stat, sys, tempfile, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -14,8 +14,8 @@ import numpy as np
 # %% auto #0
 __all__ = ['DEVICES', 'REP_CANDIDATES', 'Settings', 'settings', 'project_root', 'local_data', 'get_logger', 'progress',
            'seed_everything', 'cpu_threads', 'xla_available', 'get_device', 'device_kind', 'obsm_matrix', 'default_rep',
-           'atomic_path', 'atomic_open', 'save_json', 'load_json', 'save_h5ad', 'save_torch', 'save_figure',
-           'peak_rss_gb', 'timed', 'versions']
+           'current_umask', 'atomic_path', 'atomic_open', 'save_json', 'load_json', 'save_h5ad', 'save_torch',
+           'save_figure', 'peak_rss_gb', 'timed', 'versions']
 
 # %% ../nbs/00_core.ipynb #647432f1
 @dataclass(frozen=True)
@@ -226,6 +226,24 @@ def default_rep(
     return found
 
 # %% ../nbs/00_core.ipynb #e5df3020
+_UMASK_LOCK = threading.Lock()
+
+def current_umask() -> int:
+    "The process umask, read without changing it where the OS tells it (Linux `/proc/self/status`), else set and restored at once."
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"): return int(line.split()[1], 8)
+    with _UMASK_LOCK:
+        m = os.umask(0o022); os.umask(m)
+    return m
+
+
+def _final_mode(path: Path) -> int:
+    "The permission bits `open(path, 'w')` would give: the existing file's, else 0666 without the umask."
+    try: return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError: return 0o666 & ~current_umask()
+
 @contextlib.contextmanager
 def atomic_path(
     path: str | os.PathLike,  # final file; its folder is created
@@ -241,6 +259,7 @@ def atomic_path(
     try:
         yield tmp
         if tmp.is_dir(): raise IsADirectoryError(f"atomic_path expected a file at {tmp}")
+        os.chmod(tmp, _final_mode(path))   # mkstemp made it 0600; give it the mode a plain open() would
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError): tmp.unlink()

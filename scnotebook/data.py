@@ -16,10 +16,11 @@ import anndata as ad
 from .core import atomic_path, get_logger, local_data, progress, settings
 
 # %% auto #0
-__all__ = ['log', 'BARON_WHEEL', 'BARON_WHEEL_SHA256', 'BARON_ZIP', 'BARON_ZIP_SHA256', 'BARON_MEMBERS', 'MBA_TAXONOMY',
-           'PANCREAS_TAXONOMY', 'ZEISEL_LEVEL1', 'BUILTIN', 'sha256_file', 'baron_zip', 'baron_pancreas',
-           'baron_orthologs', 'read_loom', 'read_allen', 'read_baron_csv', 'validate', 'synthetic', 'check_nested',
-           'taxonomy', 'detect_format', 'subsample', 'read_dataset', 'load_datasets']
+__all__ = ['log', 'BARON_WHEEL', 'BARON_WHEEL_SHA256', 'BARON_ZIP', 'BARON_ZIP_SHA256', 'BARON_MEMBERS', 'MISSING_LABELS',
+           'MBA_TAXONOMY', 'PANCREAS_TAXONOMY', 'ZEISEL_LEVEL1', 'BUILTIN', 'FORMAT_NAMES', 'sha256_file', 'baron_zip',
+           'missing_labels', 'baron_pancreas', 'baron_orthologs', 'read_loom', 'read_allen', 'read_baron_csv',
+           'canonical_sparse', 'validate', 'synthetic', 'check_nested', 'taxonomy', 'detect_format', 'subsample',
+           'read_dataset', 'load_datasets']
 
 # %% ../nbs/01_data.ipynb #3bc9ede2
 log = get_logger("data")
@@ -108,8 +109,25 @@ def _baron_member(member: str, path=None) -> Path:
     return out
 
 # %% ../nbs/01_data.ipynb #7c775964
-def _as_labels(s: pd.Series) -> pd.Categorical:
-    return pd.Categorical(s.astype(str).where(s.notna(), "nan"))
+MISSING_LABELS = ("", "nan", "none", "<na>")   # label strings read as "no label" (case and spaces ignored)
+
+def missing_labels(
+    labels,  # a label column (Series, Categorical or array)
+) -> np.ndarray:
+    "Boolean mask of missing labels: None, NaN, or a string in `MISSING_LABELS` (e.g. `''`, `'nan'`)."
+    s = pd.Series(np.asarray(labels, dtype=object))
+    return (s.isna() | s.astype(str).str.strip().str.lower().isin(MISSING_LABELS)).to_numpy()
+
+def _as_labels(s) -> pd.Categorical:
+    "String categories, with missing labels (None, NaN, '', 'nan') kept missing (NaN), never a type called 'nan'."
+    s = pd.Series(s) if not isinstance(s, pd.Series) else s
+    miss = missing_labels(s)
+    vals = np.where(miss, None, s.astype(object).astype(str).to_numpy())
+    if isinstance(s.dtype, pd.CategoricalDtype):   # keep the category order, without the missing-like ones
+        cats = [c for c in dict.fromkeys(str(c) for c in s.cat.categories) if c.strip().lower() not in MISSING_LABELS]
+        cats = [c for c in cats if c in set(vals[~miss])] + sorted(set(vals[~miss]) - set(cats))
+    else: cats = sorted(set(vals[~miss]))
+    return pd.Categorical(vals, categories=cats)
 
 def baron_pancreas(
     path: str | os.PathLike | None = None,  # where the Baron zip is (see `baron_zip`); None: found or downloaded
@@ -181,6 +199,10 @@ def read_loom(
         return ad.AnnData(X=X, obs=obs, var=var)
 
 # %% ../nbs/01_data.ipynb #b6aa4c88
+def _str_keep_na(s: pd.Series) -> pd.Series:
+    "Values as strings, missing values (NaN, None) left missing."
+    return s.astype(object).where(s.isna(), s.astype(str))
+
 def _csv_to_csr(path, *, index_col, skip_cols: int, chunk_size: int, dtype=np.float32, desc=None):
     "Read a cells x genes CSV in row chunks; returns (CSR, index, metadata columns frame, gene names)."
     blocks, idx, meta = [], [], []
@@ -192,7 +214,11 @@ def _csv_to_csr(path, *, index_col, skip_cols: int, chunk_size: int, dtype=np.fl
         vals = chunk.iloc[:, skip_cols:]
         blocks.append(sp.csr_matrix(vals.to_numpy(dtype=dtype)))
         idx.append(chunk.index.astype(str))
-    if genes is None: raise ValueError(f"{path} has no rows")
+    if genes is None or not sum(len(i) for i in idx): raise ValueError(f"{path} has no rows (a header only, or an empty file)")
+    bad = [(i, b) for i, b in enumerate(blocks) if b.nnz and not np.isfinite(b.data).all()]
+    if bad:   # a short (truncated) row or an empty field reads as NaN
+        i, b = bad[0]; r = int(np.searchsorted(b.indptr, int(np.flatnonzero(~np.isfinite(b.data))[0]), side="right") - 1)
+        raise ValueError(f"{path} has empty or non-finite counts (first in row {idx[i][r]!r}): is the file truncated?")
     X = sp.vstack(blocks, format="csr")
     return X, pd.Index(np.concatenate(idx)), pd.concat(meta), pd.Index(genes.astype(str))
 
@@ -221,7 +247,7 @@ def read_allen(
     else: log.warning(f"{folder} has no metadata.csv: obs is empty")
     obs.index.name = None
     for c in obs.columns:
-        if obs[c].dtype == object: obs[c] = obs[c].astype(str)
+        if obs[c].dtype == object: obs[c] = _str_keep_na(obs[c])
     return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=genes))
 
 def read_baron_csv(
@@ -235,12 +261,20 @@ def read_baron_csv(
     if not p.exists(): raise FileNotFoundError(f"no such file: {p}")
     X, cells, meta, genes = _csv_to_csr(p, index_col=0, skip_cols=2, chunk_size=chunk_size, dtype=dtype)
     obs = meta.copy(); obs.index = cells; obs.index.name = None
-    obs = obs.astype(str)
+    obs = obs.apply(_str_keep_na)
     sp_ = "human" if "human" in p.name.lower() else "mouse" if "mouse" in p.name.lower() else None
     if sp_: obs["species"] = sp_
     return ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=genes))
 
 # %% ../nbs/01_data.ipynb #942c0652
+def canonical_sparse(
+    X,  # a matrix; sparse CSR/CSC matrices are put in canonical form (duplicates summed, indices sorted) in place
+) -> tuple:  # (the matrix, number of duplicate stored entries that were summed)
+    "Sum the duplicate stored entries of a sparse CSR/CSC matrix (the same cell and gene stored twice), as scipy's arithmetic would."
+    if not sp.issparse(X) or X.format not in ("csr", "csc") or X.has_canonical_format: return X, 0
+    nnz = X.nnz; X.sum_duplicates()
+    return X, int(nnz - X.nnz)
+
 def _where(adata, mask_rows, mask_cols=None):
     r = int(np.flatnonzero(mask_rows)[0]); return f"cell {adata.obs_names[r]!r}" + (f", gene {adata.var_names[int(mask_cols)]!r}" if mask_cols is not None else "")
 
@@ -251,17 +285,22 @@ def validate(
     allow_negative: bool = False,  # accept negative values (already transformed data, not counts)
     strict: bool = False,  # all-zero cells or genes raise instead of a warning
     name: str | None = None,  # dataset name used in messages
-) -> dict:  # n_cells, n_genes, nnz, density, zero_cells, zero_genes, n_labels
-    "Check `adata` (or the dataset at a path) for empty/NaN/inf/negative values, duplicated genes and a missing label key; return a report."
-    if isinstance(adata, (str, os.PathLike)): adata = read_dataset(adata)
+) -> dict:  # n_cells, n_genes, nnz, density, zero_cells, zero_genes, n_labels, n_unlabelled, duplicate_entries
+    "Check `adata` (or the dataset at a path) for empty/NaN/inf/negative values, duplicated genes and a missing label key; count unlabelled cells; return a report."
+    if isinstance(adata, (str, os.PathLike)): adata = read_dataset(adata, name=name)
     what = f"dataset {name!r}" if name else "AnnData"
     if not isinstance(adata, ad.AnnData): raise TypeError(f"validate expects an AnnData or a path, got {type(adata).__name__}")
     n, p = adata.shape
     if n == 0 or p == 0: raise ValueError(f"{what} has an empty matrix: {n} cells x {p} genes")
     if adata.X is None: raise ValueError(f"{what} has no expression matrix (X is None)")
     X = adata.X
+    if X.dtype.kind not in "biuf": raise TypeError(f"{what} has a non-numeric matrix of dtype {X.dtype}")
+    ndup = 0
+    if sp.issparse(X) and X.format in ("csr", "csc") and not X.has_canonical_format:
+        X, ndup = canonical_sparse(X.copy())
+        if not adata.is_view: adata.X = X          # same matrix, each (cell, gene) stored once
+        if ndup: log.warning(f"{what}: {ndup} duplicate stored entries of the sparse matrix summed (a cell and gene stored more than once)")
     vals = X.data if sp.issparse(X) else np.asarray(X).ravel()
-    if vals.dtype.kind not in "biuf": raise TypeError(f"{what} has a non-numeric matrix of dtype {vals.dtype}")
     if vals.dtype.kind == "f":
         nan, inf = np.isnan(vals), np.isinf(vals)
         if nan.any() or inf.any():
@@ -288,15 +327,18 @@ def validate(
     if label_key is not None:
         if label_key not in adata.obs.columns:
             raise KeyError(f"label key {label_key!r} is not a column of obs of {what}; available: {list(adata.obs.columns)}")
-        if adata.obs[label_key].isna().any():
-            raise ValueError(f"label key {label_key!r} of {what} has {int(adata.obs[label_key].isna().sum())} missing labels")
+        miss = missing_labels(adata.obs[label_key]); n_unl = int(miss.sum())
+        if n_unl:
+            log.warning(f"{what}: {n_unl} of {n} cells have no label in obs[{label_key!r}] (missing, NaN or empty): they stay "
+                        f"unlabelled and are left out of label-based metrics")
     nnz = X.nnz if sp.issparse(X) else int(np.count_nonzero(X))
     if nnz == 0 or (vals.size and not np.any(vals)): raise ValueError(f"{what} has an empty matrix: all {n} x {p} values are zero")
     XA = abs(X) if allow_negative else X   # no copy for count data
     cell_tot = np.asarray(XA.sum(1)).ravel(); gene_tot = np.asarray(XA.sum(0)).ravel(); del XA
     zc, zg = int((cell_tot == 0).sum()), int((gene_tot == 0).sum())
     rep = {"n_cells": n, "n_genes": p, "nnz": int(nnz), "density": nnz / (n * p), "zero_cells": zc, "zero_genes": zg,
-           "n_labels": int(adata.obs[label_key].nunique()) if label_key else None}
+           "n_labels": int(pd.Series(np.asarray(adata.obs[label_key], dtype=object)[~miss]).nunique()) if label_key else None,
+           "n_unlabelled": n_unl if label_key else None, "duplicate_entries": ndup}
     if zc or zg:
         msg = (f"{what} has {zc} all-zero cells (e.g. {list(adata.obs_names[cell_tot == 0][:3])}) and {zg} all-zero genes "
                f"(e.g. {list(adata.var_names[gene_tot == 0][:3])})")
@@ -559,7 +601,8 @@ def detect_format(
     if name.endswith(".loom"): return "loom"
     if name.endswith((".csv", ".csv.gz")):
         if name.startswith("matrix.csv"): return "allen"
-        head = pd.read_csv(p, nrows=0).columns[:3].tolist()
+        try: head = pd.read_csv(p, nrows=0).columns[:3].tolist()
+        except Exception as e: raise ValueError(f"{p} is not a valid CSV file ({type(e).__name__}: {e})") from e
         if len(head) == 3 and head[1:] == ["barcode", "assigned_cluster"]: return "baron_csv"
         raise ValueError(f"unknown CSV format for {p}: expected a GEO Baron CSV (columns '', barcode, assigned_cluster, "
                          f"genes...) or an Allen matrix.csv, got columns {head}")
@@ -597,6 +640,15 @@ def subsample(
         idx = np.concatenate([rng.choice(np.flatnonzero(inv == i), take[i], replace=False) for i in range(len(cats))])
     return adata[np.sort(idx)].copy()
 
+FORMAT_NAMES = {"h5ad": "h5ad file", "loom": "loom file", "allen": "Allen folder (matrix.csv + metadata.csv)",
+                "baron_csv": "GEO Baron CSV file"}
+
+def _bad_file(e: Exception, path, fmt: str, what: str) -> ValueError:
+    "A reader's low-level error as a ValueError that names the dataset and the file."
+    msg = str(e).strip() or type(e).__name__
+    if str(path) in msg: return ValueError(f"{what}{msg}")   # our own reader errors already name the file
+    return ValueError(f"{what}{path} is not a valid {FORMAT_NAMES.get(fmt, fmt)} ({type(e).__name__}: {msg[:400]})")
+
 def read_dataset(
     path: str | os.PathLike,  # built-in id (`BUILTIN`), `.h5ad`, `.loom`, Allen folder or GEO Baron `.csv`
     *,
@@ -606,29 +658,42 @@ def read_dataset(
     seed: int = 0,  # seed of the subsample
     unique_genes: bool = True,  # make duplicated gene names unique (-1, -2, ... suffixes)
     format: str | None = None,  # `'builtin'`, `'h5ad'`, `'loom'`, `'allen'` or `'baron_csv'`; None: `detect_format`
+    name: str | None = None,  # the dataset's name in messages (the config's key, e.g. `'human'`)
     **reader_kw,  # `chunk_size`/`dtype` for the file readers; `synthetic` options for `synthetic_*` ids
 ) -> ad.AnnData:  # counts (CSR when sparse) with `obs['cell_type']`, `obs['species']`
     "Read a dataset (built-in id, h5ad, loom, Allen folder or GEO Baron CSV) with `obs['cell_type']`/`obs['species']`."
-    fmt = format or detect_format(path)
-    s = str(path)
+    s = str(path); what = f"dataset {name!r}: " if name else ""
+    if format is not None and format not in ("builtin", *FORMAT_NAMES):
+        raise ValueError(f"{what}unknown format {format!r}: expected one of builtin, h5ad, loom, allen, baron_csv")
+    try: fmt = format or detect_format(path)
+    except FileNotFoundError as e: raise FileNotFoundError(f"{what}{e}") from None
+    except ValueError as e: raise ValueError(f"{what}{e}") from None
+    if fmt != "builtin" and not Path(s).expanduser().exists():
+        raise FileNotFoundError(f"{what}no such file or folder: {Path(s).expanduser()}")
     if fmt == "builtin":
         sp_name = s.split("_", 1)[1]
         if s.startswith("baron"): a = baron_pancreas(species=(sp_name,))[sp_name]
         else:
             a = synthetic(**{"n_cells": 500, "n_genes": 1000, "seed": 0, **reader_kw}, species=("human", "mouse"))[sp_name]
-    elif fmt == "h5ad": a = ad.read_h5ad(path)
-    elif fmt == "loom": a = read_loom(path, **reader_kw)
-    elif fmt == "allen": a = read_allen(path, **reader_kw)
-    elif fmt == "baron_csv":
-        a = read_baron_csv(path, **reader_kw)
-        if label_key is None: label_key = "assigned_cluster"
-    else: raise ValueError(f"unknown format {fmt!r}: expected one of builtin, h5ad, loom, allen, baron_csv")
+    else:
+        p = Path(s).expanduser()
+        try:
+            if fmt == "h5ad": a = ad.read_h5ad(p)
+            elif fmt == "loom": a = read_loom(p, **reader_kw)
+            elif fmt == "allen": a = read_allen(p, **reader_kw)
+            else: a = read_baron_csv(p, **reader_kw)
+        except (FileNotFoundError, MemoryError, TypeError): raise   # a missing member file, no memory, a bad reader option
+        except Exception as e: raise _bad_file(e, p, fmt, what) from e
+        if fmt == "baron_csv" and label_key is None: label_key = "assigned_cluster"
     if sp.issparse(a.X) and a.X.format != "csr": a.X = a.X.tocsr()
+    a.X, nd = canonical_sparse(a.X)
+    if nd: log.warning(f"{what or s + ': '}{nd} duplicate stored entries of the sparse matrix summed (a cell and gene stored more than once)")
     if label_key == "cell_type" and "cell_type" not in a.obs and fmt == "baron_csv": label_key = "assigned_cluster"
     if label_key is not None:
         if label_key not in a.obs.columns:
-            raise KeyError(f"label key {label_key!r} is not a column of obs of {s}; available: {list(a.obs.columns)}")
+            raise KeyError(f"{what}label key {label_key!r} is not a column of obs of {s}; available: {list(a.obs.columns)}")
         a.obs["cell_type"] = _as_labels(a.obs[label_key])
+    elif "cell_type" in a.obs: a.obs["cell_type"] = _as_labels(a.obs["cell_type"])   # '', 'nan' -> missing
     if species is not None: a.obs["species"] = pd.Categorical([species] * a.n_obs)
     elif "species" not in a.obs: a.obs["species"] = pd.Categorical(["unknown"] * a.n_obs)
     if unique_genes and not a.var_names.is_unique:
@@ -650,7 +715,7 @@ def load_datasets(
     adatas, metrics = {}, {}
     for name, d in datasets.items():
         a = read_dataset(d["source"], label_key=d.get("label_key"), species=d.get("species"),
-                         max_cells=d.get("max_cells"), seed=seed, format=d.get("format"))
+                         max_cells=d.get("max_cells"), seed=seed, format=d.get("format"), name=name)
         metrics[name] = validate(a, label_key="cell_type" if "cell_type" in a.obs else None, name=name)
         metrics[name]["cell_types"] = {str(k): int(v) for k, v in a.obs["cell_type"].value_counts().items()} if "cell_type" in a.obs else {}
         adatas[name] = a

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04a_engine.ipynb #70a4a3b5
 from __future__ import annotations
-import contextlib, math, os
+import contextlib, hashlib, math, os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -320,7 +320,7 @@ def _to_cpu(obj):
 
 # %% ../nbs/04a_engine.ipynb #aebe5566
 CHECKPOINT = "checkpoint.pt"
-FORMAT = "scnotebook.train/2"
+FORMAT = "scnotebook.train/3"   # /3: with the `sha256` checksum
 
 def _rng_state(kind: str) -> dict:
     s = {"torch": torch.get_rng_state()}
@@ -344,6 +344,34 @@ def fingerprint_diff(
     "What differs between the fingerprint `a` of a checkpoint and `b` of this run, one line a key."
     return [f"{k}: checkpoint {a.get(k)!r} != now {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
+def _digest(obj) -> str:
+    "sha256 over every tensor's dtype, shape and bytes and every other value's type and repr, in order."
+    h = hashlib.sha256()
+    def walk(o):
+        if isinstance(o, torch.Tensor):
+            t = o.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}|".encode()); h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(o, dict):
+            h.update(f"D{len(o)}|".encode())
+            for k, v in o.items(): h.update(f"{k!r}:".encode()); walk(v)
+        elif isinstance(o, (list, tuple)):
+            h.update(f"L{len(o)}|".encode())
+            for v in o: walk(v)
+        else: h.update(f"V{type(o).__name__}:{o!r}|".encode())
+    walk(obj)
+    return h.hexdigest()
+
+def _recover(path) -> str:
+    return f"delete {path} to train from the start (or pass resume=False; the pipeline's `reproduce --force` removes it)"
+
+def _tensors(obj, prefix=""):
+    "(name, tensor) of every tensor in nested dicts and lists of `obj`."
+    if isinstance(obj, torch.Tensor): yield prefix, obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items(): yield from _tensors(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj): yield from _tensors(v, f"{prefix}[{i}]")
+
 def save_checkpoint(
     path,  # file to write
     fitted: FittedEmbedder,  # the model, history and fit_info so far
@@ -355,23 +383,39 @@ def save_checkpoint(
     cells: int,  # cells seen so far
     kind: str = "cpu",  # device kind, for the RNG state to save (`'cpu'`, `'cuda'`, `'xla'`)
 ) -> Path:
-    "Write the run at `step` to `path` atomically (call it on one process)."
-    return save_torch({"format": FORMAT, "step": int(step), "done": bool(done), "fingerprint": fingerprint,
-                       "fitted": fitted.to_state(), "optimizer": _to_cpu(opt.state_dict()), "rng": _rng_state(kind),
-                       "cells": int(cells)}, path)
+    "Write the run at `step` to `path` atomically, with the checksum `sha256` of the rest (call it on one process)."
+    ck = {"format": FORMAT, "step": int(step), "done": bool(done), "fingerprint": fingerprint, "fitted": fitted.to_state(),
+          "optimizer": _to_cpu(opt.state_dict()), "rng": _rng_state(kind), "cells": int(cells)}
+    ck["sha256"] = _digest(ck)
+    return save_torch(ck, path)
 
 def read_checkpoint(
     path,  # `checkpoint.pt`, or the folder holding it
 ) -> dict:
-    "The checkpoint in file `path` (or in a folder holding `checkpoint.pt`), read without pickled code."
+    "The checkpoint in `path` (or in a folder holding `checkpoint.pt`), read without pickled code and verified."
     path = Path(path)
     if path.is_dir(): path = path / CHECKPOINT
     if not path.exists(): raise FileNotFoundError(f"no checkpoint at {path}")
-    ck = torch.load(path, map_location="cpu", weights_only=True)
+    try: ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"checkpoint {path} cannot be read, it is truncated or not a checkpoint "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); {_recover(path)}") from e
     if not isinstance(ck, dict) or ck.get("format") != FORMAT:
         got = ck.get("format") if isinstance(ck, dict) else type(ck).__name__
         raise ValueError(f"{path} is not a checkpoint of this version (format {got!r}, expected {FORMAT!r}); "
                          f"train again with resume=False, or use another checkpoint_dir")
+    bad = lambda why: ValueError(f"checkpoint {path} {why}; {_recover(path)}")
+    want = ck.pop("sha256", None)
+    if want != _digest(ck): raise bad("is corrupted: its content does not match the checksum written with it")
+    step, done = ck.get("step"), ck.get("done")
+    total = ck.get("fitted", {}).get("fit_info", {}).get("total_steps")
+    if not isinstance(step, int) or step < 0 or (isinstance(total, int) and step > total):
+        raise bad(f"has step={step!r}, outside [0, {total if isinstance(total, int) else 'total steps'}] of its run")
+    if done and isinstance(total, int) and step != total:
+        raise bad(f"is marked finished at step {step} of a run of {total} steps")
+    for name, t in _tensors({"module": ck["fitted"].get("module", {}), "optimizer": ck.get("optimizer", {})}):
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise bad(f"holds non-finite values (NaN or inf) in {name}")
     return ck
 
 def resume_from(
@@ -381,16 +425,26 @@ def resume_from(
     opt: torch.optim.Optimizer,  # optimizer to restore
     meter: LossMeter,  # loss meter to restore
     rt: Runtime,  # the runtime (device kind of the RNG state)
+    total: int | None = None,  # steps of this run: a checkpoint beyond them is refused; None: only its own total is checked
 ) -> tuple[int, float]:
     "Restore module, optimizer, RNGs and meter from the checkpoint at `path`, if any: (its step, seconds trained), else (0, 0.0)."
     if path is None or not Path(path).exists(): return 0, 0.0
     ck = read_checkpoint(path)
+    if total is not None and ck["step"] > total:
+        raise ValueError(f"checkpoint {path} is at step {ck['step']}, beyond the {total} steps of this run; {_recover(path)}")
     diff = fingerprint_diff(ck["fingerprint"], fingerprint)
     if diff:
         raise ValueError(f"the checkpoint {path} belongs to a different run ({'; '.join(diff)}); "
                          f"pass resume=False to start over, or another checkpoint_dir")
+    have = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in ck["fitted"]["module"].items()}
+    if have != got:
+        diff = [f"{k}: checkpoint {got.get(k)} != module {have.get(k)}" for k in sorted(set(have) | set(got)) if have.get(k) != got.get(k)]
+        raise ValueError(f"checkpoint {path} holds parameters that do not fit this model ({'; '.join(diff[:5])}); {_recover(path)}")
     fitted = FittedEmbedder.from_state(ck["fitted"], module=module)
-    opt.load_state_dict(ck["optimizer"])
+    try: opt.load_state_dict(ck["optimizer"])
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise ValueError(f"checkpoint {path} holds an optimizer state that does not fit this model ({e}); {_recover(path)}") from e
     _set_rng_state(ck["rng"], rt.kind)
     meter.load(fitted.history, ck["cells"])
     if rt.main:

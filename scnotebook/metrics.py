@@ -4,6 +4,7 @@
 
 # %% ../nbs/09_metrics.ipynb #b0828d23
 from __future__ import annotations
+import contextlib
 from typing import Sequence
 
 import numpy as np
@@ -13,11 +14,38 @@ from anndata import AnnData
 from .core import get_logger, obsm_matrix
 
 # %% auto #0
-__all__ = ['BARON_LABEL_MAP', 'LABEL_MAPS', 'resolve_label_map', 'harmonize_labels', 'shared_types', 'labels_of',
-           'balanced_accuracy', 'label_transfer', 'integration_metrics', 'open_set_auc', 'evaluate']
+__all__ = ['log', 'BARON_LABEL_MAP', 'unlabelled', 'LABEL_MAPS', 'resolve_label_map', 'harmonize_labels', 'check_label_map',
+           'shared_types', 'labels_of', 'drop_unlabelled', 'balanced_accuracy', 'label_transfer', 'integration_metrics',
+           'open_set_auc', 'evaluate']
 
 # %% ../nbs/09_metrics.ipynb #6279cb79
+log = get_logger("metrics")
 BARON_LABEL_MAP = {"t_cell": "T_cell", "T_cell": "T_cell"}
+from .data import MISSING_LABELS, missing_labels   # one definition of "no label" (01_data)
+
+_seen: set | None = None   # messages already logged inside `_once()`
+
+@contextlib.contextmanager
+def _once():
+    "Inside the block, each warning is logged once (`evaluate` calls several measures on the same data)."
+    global _seen
+    old = _seen; _seen = set() if old is None else old
+    try: yield
+    finally: _seen = old
+
+def _warn(msg: str):
+    if _seen is not None:
+        if msg in _seen: return
+        _seen.add(msg)
+    log.warning(msg)
+
+def _check_int(name: str, value, lo: int = 1) -> int:
+    "`value` as an int, or a ValueError naming `name` and its range."
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+    return int(value)
+
+unlabelled = missing_labels   # True for cells without a label: NaN, None, pd.NA, or one of `MISSING_LABELS` as text
 LABEL_MAPS = {"baron": BARON_LABEL_MAP}
 
 def resolve_label_map(
@@ -35,16 +63,32 @@ def harmonize_labels(
     labels: Sequence,  # labels of one species
     label_map: dict | str | None = None,  # dict or `LABEL_MAPS` name: labels -> shared names; None: unchanged
 ) -> np.ndarray:
-    "Labels as strings, renamed through `label_map` (unmapped names unchanged)."
+    "Labels as strings, renamed through `label_map` (unmapped names unchanged); missing labels (see `unlabelled`) are None."
     m = resolve_label_map(label_map)
-    return np.array([m.get(x, x) for x in np.asarray(labels).astype(str)], dtype=object)
+    miss = unlabelled(labels)
+    return np.array([None if u else m.get(x, x) for x, u in zip(np.asarray(labels, dtype=object).astype(str), miss)], dtype=object)
+
+def check_label_map(
+    label_map: dict | str | None,  # the map (dict or `LABEL_MAPS` name)
+    *labels: Sequence,  # the raw labels of each dataset
+) -> list[str]:  # the names absent from every dataset
+    "Names that `label_map` renames but no dataset has, logged as a WARNING (a built-in map: only when none of it occurs)."
+    m = resolve_label_map(label_map)
+    if not m: return []
+    have = set()
+    for lab in labels: have |= {str(x) for x, u in zip(np.asarray(lab, dtype=object), unlabelled(lab)) if not u}
+    absent = sorted(set(m) - have)
+    if isinstance(label_map, str) and len(absent) < len(m): return []
+    if absent: _warn(f"label_map {'%r ' % label_map if isinstance(label_map, str) else ''}names type(s) absent from both "
+                     f"datasets: {absent}; they rename nothing (check their spelling against the labels)")
+    return absent
 
 def shared_types(
     source_labels: Sequence,  # harmonised source labels
     target_labels: Sequence,  # harmonised target labels
 ) -> dict:
     "Which (harmonised) types both species have, and which only one has."
-    s, t = set(source_labels), set(target_labels)
+    s, t = ({x for x in y if x is not None} for y in (source_labels, target_labels))
     return {"shared": sorted(s & t), "source_only": sorted(s - t), "target_only": sorted(t - s)}
 
 # %% ../nbs/09_metrics.ipynb #4d5d9f65
@@ -57,6 +101,26 @@ def labels_of(
     "The harmonised labels of `adata.obs[label_key]`, or an error naming the object and its columns."
     if label_key not in adata.obs: raise KeyError(f"{what}.obs has no label column {label_key!r} (has: {list(adata.obs.columns)})")
     return harmonize_labels(adata.obs[label_key], label_map)
+
+def drop_unlabelled(
+    adata: AnnData,  # AnnData with labels
+    label_key: str,  # obs column of the labels
+    what: str = "adata",  # name of `adata` in the message
+) -> AnnData:  # `adata` itself, or a view of its labelled cells
+    "The cells of `adata` that have a label; a WARNING counts the ones left out (see `unlabelled`)."
+    if label_key not in adata.obs: raise KeyError(f"{what}.obs has no label column {label_key!r} (has: {list(adata.obs.columns)})")
+    miss = unlabelled(adata.obs[label_key])
+    if not miss.any(): return adata
+    _warn(f"{int(miss.sum())} of {adata.n_obs} cells of {what} have no {label_key!r} label (NaN): left out of the "
+          "label-based measures")
+    return adata[~miss]
+
+def _labelled_pair(source, target, label_key, label_map, target_label_key=None):
+    "Both AnnData restricted to labelled cells, the label map checked against their labels."
+    tkey = target_label_key or label_key
+    source, target = drop_unlabelled(source, label_key, "source"), drop_unlabelled(target, tkey, "target")
+    check_label_map(label_map, source.obs[label_key], target.obs[tkey])
+    return source, target
 
 def balanced_accuracy(
     y_true: np.ndarray,  # true labels
@@ -82,6 +146,9 @@ def label_transfer(
     "Classifiers trained on `source.obsm[use_rep]` predict `target` labels; accuracy, balanced accuracy and baselines."
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.linear_model import LogisticRegression
+    k = _check_int("k", k)
+    if isinstance(classifiers, str) or not len(classifiers): raise ValueError(f"classifiers must be a non-empty list of 'knn', 'logreg', got {classifiers!r}")
+    source, target = _labelled_pair(source, target, label_key, label_map)
     Xs, Xt = obsm_matrix(source, use_rep, what="source"), obsm_matrix(target, target_rep or use_rep, what="target")
     if Xs.shape[1] != Xt.shape[1]:
         raise ValueError(f"source.obsm[{use_rep!r}] has {Xs.shape[1]} dimensions but the target's has {Xt.shape[1]}: "
@@ -133,6 +200,8 @@ def integration_metrics(
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score, silhouette_samples
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import connected_components
+    k, max_cells = _check_int("k", k), _check_int("max_cells", max_cells, 2)
+    source, target = _labelled_pair(source, target, label_key, label_map)
     Xs, Xt = obsm_matrix(source, use_rep, what="source"), obsm_matrix(target, target_rep or use_rep, what="target")
     if Xs.shape[1] != Xt.shape[1]: raise ValueError(f"source and target embeddings differ in dimension ({Xs.shape[1]} vs {Xt.shape[1]})")
     ys, yt = labels_of(source, label_key, label_map, "source"), labels_of(target, label_key, label_map, "target")
@@ -184,6 +253,8 @@ def open_set_auc(
     "AUC of 'distance to the other species' for telling species-specific types from shared ones (both directions)."
     from sklearn.neighbors import NearestNeighbors
     from sklearn.metrics import roc_auc_score
+    k = _check_int("k", k)
+    source, target = _labelled_pair(source, target, label_key, label_map)
     Xs, Xt = obsm_matrix(source, use_rep, what="source"), obsm_matrix(target, target_rep or use_rep, what="target")
     ys, yt = labels_of(source, label_key, label_map, "source"), labels_of(target, label_key, label_map, "target")
     types = shared_types(ys, yt); out = {}
@@ -210,6 +281,10 @@ def evaluate(
     seed: int = 0,  # random seed
 ) -> dict:
     "Label transfer both ways, integration metrics and open-set AUC of one embedding, as one flat dict."
+    with _once(): return _evaluate(source, target, use_rep=use_rep, label_key=label_key, label_map=label_map, k=k,
+                                   target_rep=target_rep, seed=seed)
+
+def _evaluate(source, target, *, use_rep, label_key, label_map, k, target_rep, seed):
     kw = dict(label_key=label_key, label_map=label_map, k=k)
     lt = label_transfer(source, target, use_rep=use_rep, target_rep=target_rep, seed=seed, **kw)
     rev = label_transfer(target, source, use_rep=target_rep or use_rep, target_rep=use_rep, classifiers=("knn",), seed=seed, **kw)

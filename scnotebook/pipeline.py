@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .core import get_device, versions
 from .config import load_config, resolve_config, validate_config
-from .stages import RUNNERS, Run
+from .stages import DEPENDS, RUNNERS, Run
 from .report import METRICS_KEYS, gather_metrics, write_report
 
 # %% auto #0
@@ -95,13 +95,21 @@ def run_stage(
 def _emit(msg: str, quiet: bool):
     if not quiet: print(msg, flush=True)
 
+def _upstream(stage: str) -> list[str]:
+    "The stages whose files `stage` reads, directly or through others, in pipeline order."
+    seen, todo = set(), list(DEPENDS.get(stage, ()))
+    while todo:
+        d = todo.pop()
+        if d not in seen: seen.add(d); todo.extend(DEPENDS.get(d, ()))
+    return [s for s in STAGES if s in seen]
+
 def reproduce(
     config: str | os.PathLike | dict,  # a YAML path, a shipped config name (`default`, `ci`, ...) or a dict
     out: str | os.PathLike,  # run folder; finished stages found there are skipped
     *,
     device: str | None = None,  # overrides the config's `device`; None: keep it
     overrides: list[str] | None = None,  # `'key.sub=value'` config overrides
-    force: bool = False,  # rerun every stage, and accept a changed configuration
+    force: bool = False,  # rerun the stages (and forget the later ones), and accept a changed configuration
     stages: list[str] | None = None,  # stages to run; None: the config's `stages`, else all of `STAGES`
     nbs: str | os.PathLike | None = None,  # folder of the stage notebooks; None: `notebooks_dir()`
     kernel_name: str = "python3",  # Jupyter kernel
@@ -116,16 +124,24 @@ def reproduce(
     if device is not None: cfg["device"] = device
     get_device(cfg["device"])  # fail now, not in stage 4, when the device is missing
     out = Path(out)
+    if out.exists() and not out.is_dir(): raise ValueError(f"run folder {str(out)!r} is a file, not a folder: give another --out")
     old = out / "config.yaml"
     if old.exists() and not force:
         prev = Run(out, create=False).config
         if prev != cfg:
             diff = sorted(k for k in cfg if prev[k] != cfg[k])   # both validated: the same keys
             raise ValueError(f"run folder {out} holds a run with another configuration (differs in: {', '.join(diff)}); "
-                             "use another --out, or --force to start it again")
+                             "use another --out, or --force to run the stages again with this one")
     todo = list(stages or cfg["stages"] or STAGES)
     unknown = [s for s in todo if s not in STAGES] if nbs is None else []
     if unknown: raise ValueError(f"unknown stage(s) {unknown}: the stages are {STAGES}")
+    if (out / ".done").is_dir():   # a stage must not read files of a stage run with another config
+        prev = Run(out, create=False); prev._config = cfg
+        for st in todo:
+            for d in _upstream(st):
+                why = prev.stale(d) if d not in todo else None
+                if why: raise ValueError(f"stage {st} reads the files of {d}, which was run with another configuration "
+                                         f"({why}): add {d} to --stages, or run without --stages")
     run = Run(out, config=cfg)
     if force:  # start the stages afresh: their markers, artifacts and checkpoints go
         for st in todo:
@@ -135,13 +151,22 @@ def reproduce(
     _emit(f"scnotebook reproduce: config {cfg['name']!r}, {len(todo)} stages, device {cfg['device']}, run folder {run.path}", quiet)
     t_all = time.perf_counter()
     for i, st in enumerate(todo, 1):
+        tag = f"[{i}/{len(todo)}] {st:<14}"
         if run.is_done(st):
-            _emit(f"[{i}/{len(todo)}] {st:<14} skipped (finished in an earlier run, {run.done_info(st)['seconds']:.1f}s)", quiet)
-            continue
-        _emit(f"[{i}/{len(todo)}] {st:<14} running ...", quiet)
+            why = run.stale(st)
+            if why is None:
+                _emit(f"{tag} skipped (finished in an earlier run, {run.done_info(st).get('seconds', 0):.1f}s)", quiet)
+                continue
+            _emit(f"{tag} stale ({why}): its results go, it runs again", quiet)
+            run.clear_done(st); shutil.rmtree(run.file(st), ignore_errors=True)
+        gone = run.invalidate_after(st)
+        if gone: _emit(f"{tag} the stages that read its output are forgotten and run again: {', '.join(gone)}", quiet)
+        _emit(f"{tag} running ...", quiet)
         secs = run_stage(st, run, nbs=Path(nbs) if nbs else None, kernel_name=kernel_name)
         run.mark_done(st, seconds=round(secs, 2))
-        _emit(f"[{i}/{len(todo)}] {st:<14} done in {secs:.1f}s", quiet)
+        _emit(f"{tag} done in {secs:.1f}s", quiet)
+        for w in (run.metrics(st) or {}).get("warnings") or []:   # what the stage logged as a warning, on the terminal
+            print(f"{tag} warning: {w}", file=sys.stderr, flush=True)
     report = write_report(run, stages=todo)
     _emit(f"finished in {time.perf_counter() - t_all:.1f}s; metrics: {run.path / 'metrics.json'}; report: {report}", quiet)
     return report
@@ -162,7 +187,8 @@ def _parser():
     r.add_argument("--device", choices=["auto", "cpu", "cuda", "xla"], default=None, help="override the config's device")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value, e.g. --set embedder.epochs=5 (repeatable)")
-    r.add_argument("--force", action="store_true", help="rerun every stage, even finished ones")
+    r.add_argument("--force", action="store_true", help="rerun the stages, even finished ones (and forget the later "
+                   "stages); accept a changed config")
     r.add_argument("--stages", nargs="+", default=None, metavar="STAGE", help=f"run only these stages ({' '.join(STAGES)})")
     r.add_argument("--kernel", default="python3", help="Jupyter kernel for the stages (default: python3)")
     sub.add_parser("configs", help="list the shipped configurations")
@@ -190,5 +216,5 @@ def main(
         return 0
     except StageError as e:
         print(f"scnotebook: {e}", file=sys.stderr); return 1
-    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as e:
-        print(f"scnotebook: error: {e}", file=sys.stderr); return 2
+    except (ValueError, OSError, ImportError, RuntimeError) as e:   # the user's to fix: one line, no traceback
+        print(f"scnotebook: error: {' '.join(str(e).split())}", file=sys.stderr); return 2

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_preprocess.ipynb #1241edfd
 from __future__ import annotations
-import time
+import numbers, time
 from typing import Sequence
 
 import numpy as np
@@ -15,37 +15,67 @@ import anndata as ad
 import scprep
 
 from .core import get_logger, progress
-from .data import validate
+from .data import canonical_sparse, validate
 
 # %% auto #0
-__all__ = ['log', 'PREPROCESS_KEYS', 'filter_normalize_log', 'scale_sparse', 'max_components', 'pca_sparse',
+__all__ = ['log', 'PREPROCESS_KEYS', 'check_number', 'filter_normalize_log', 'scale_sparse', 'max_components', 'pca_sparse',
            'reconstruction_metrics', 'preprocess', 'reconstruct', 'preprocess_all']
 
 # %% ../nbs/02_preprocess.ipynb #1783e5e0
 log = get_logger("preprocess")
 
 # %% ../nbs/02_preprocess.ipynb #0d457f9b
+def check_number(
+    name: str,  # the argument's name, for the message
+    value,  # the value to check
+    *,
+    lo: float | None = None,  # lower bound; None: none
+    lo_open: bool = False,  # `value > lo` instead of `>= lo`
+    integer: bool = False,  # must be an integer
+    none_ok: bool = False,  # None is allowed
+    hint: str = "",  # what the argument means, appended to the message
+):
+    "`value` if it is a finite number (an integer when `integer`) within the bound, else a ValueError (TypeError for a non-number) naming `name` and the allowed range."
+    if value is None and none_ok: return value
+    kind = "an integer" if integer else "a finite number"
+    rng = f"{kind}{'' if lo is None else (' > ' if lo_open else ' >= ') + format(lo, 'g')}{' or None' if none_ok else ''}"
+    ok_type = isinstance(value, numbers.Integral if integer else numbers.Real) and not isinstance(value, bool)
+    if not ok_type: raise TypeError(f"{name}={value!r} is not valid: expected {rng}{hint}")
+    if not np.isfinite(float(value)) or (lo is not None and (value <= lo if lo_open else value < lo)):
+        raise ValueError(f"{name}={value!r} is out of range: expected {rng}{hint}")
+    return value
+
 def filter_normalize_log(
     adata: ad.AnnData,  # raw counts; changed in place (cells and genes dropped, `X` replaced)
     *,
-    min_library_size: float | None = 0,  # keep cells with more total counts than this; None: no cell filter
+    min_library_size: float | None = 0,  # keep cells with more total counts than this; None: no threshold (zero-count cells are always removed)
     min_cells_per_gene: int = 5,  # keep genes counted in at least this many cells; 0: no gene filter
     rescale: float = 10000,  # counts per cell after normalisation, before log1p
-) -> dict:  # n_cells_in, n_genes_in, n_cells, n_genes
-    "In place: scprep cell and gene filters, library-size normalisation and log1p of `adata.X` (CSR float32). Returns counts kept."
+) -> dict:  # n_cells_in, n_genes_in, n_cells, n_genes, zero_count_cells (removed), duplicate_entries (summed)
+    "In place: remove zero-count cells, scprep cell and gene filters, library-size normalisation and log1p of `adata.X` (CSR float32). Returns counts kept."
+    check_number("rescale", rescale, lo=0, lo_open=True, hint=" (counts per cell after normalisation, e.g. 10000)")
+    check_number("min_library_size", min_library_size, lo=0, none_ok=True, hint=" (cells need more total counts than this)")
+    check_number("min_cells_per_gene", min_cells_per_gene, lo=0, integer=True, hint=" (genes need counts in this many cells)")
     X = adata.X
     if not sp.issparse(X): X = sp.csr_matrix(np.asarray(X, dtype=np.float32))
     elif X.format != "csr": X = X.tocsr()
+    X, ndup = canonical_sparse(X)
+    if ndup: log.warning(f"{ndup} duplicate stored entries of the sparse matrix summed (a cell and gene stored more than once)")
     if X.dtype != np.float32: X = X.astype(np.float32)
     adata.X = X
     n0, p0 = adata.shape
-    if min_library_size is not None:
-        lib = np.asarray(scprep.measure.library_size(X)).ravel()
-        keep = lib > min_library_size
-        if not keep.all():
-            if not keep.any(): raise ValueError(f"no cell has a library size above min_library_size={min_library_size} "
-                                                f"(largest: {lib.max():g})")
-            adata.X = None; adata._inplace_subset_obs(np.flatnonzero(keep)); X = X[keep]; adata.X = X
+    lib = np.asarray(scprep.measure.library_size(X)).ravel()
+    zero = lib == 0
+    n_zero = int(zero.sum())
+    if n_zero == n0: raise ValueError(f"all {n0} cells have zero counts: nothing to preprocess")
+    if n_zero: log.warning(f"{n_zero} of {n0} cells have zero counts and are removed (always, whatever min_library_size is)")
+    keep = ~zero if min_library_size is None else ~zero & (lib > min_library_size)
+    if not keep.all():
+        if not keep.any(): raise ValueError(f"no cell has a library size above min_library_size={min_library_size} "
+                                            f"(largest: {lib.max():g})")
+        if int((~keep).sum()) > n_zero:
+            log.info(f"{int((~keep).sum()) - n_zero} cells with a library size <= min_library_size={min_library_size} removed")
+        adata.X = None; adata._inplace_subset_obs(np.flatnonzero(keep)); X = X[keep]; adata.X = X
     if min_cells_per_gene:
         keep = np.asarray(scprep.measure.gene_capture_count(X, cutoff=0)).ravel() >= min_cells_per_gene
         if not keep.any():
@@ -53,14 +83,20 @@ def filter_normalize_log(
         if not keep.all():
             adata.X = None; adata._inplace_subset_var(np.flatnonzero(keep)); X = X[:, keep]; adata.X = X
     lib = np.asarray(X.sum(1), dtype=np.float64).ravel()
+    empty = lib == 0
+    if empty.any():   # cells whose only counts were in genes just removed: zero-count cells too
+        n_empty = int(empty.sum())
+        if n_empty == len(lib): raise ValueError(f"no cell has counts left in the {X.shape[1]} genes kept (min_cells_per_gene={min_cells_per_gene})")
+        log.warning(f"{n_empty} cells have no counts left in the genes kept (min_cells_per_gene={min_cells_per_gene}) and are removed")
+        adata.X = None; adata._inplace_subset_obs(np.flatnonzero(~empty)); X = X[~empty]; adata.X = X; lib = lib[~empty]
+        n_zero += n_empty
     adata.obs["library_size"] = lib
-    empty = int((lib == 0).sum())
-    if empty: log.warning(f"{empty} cells have no counts left in the kept genes; they stay all-zero after normalisation")
     # scprep.normalize.library_size_normalize: L1-normalise each cell, times `rescale` (values in place)
     f = (rescale / np.where(lib == 0, 1, lib)).astype(np.float32)
     X.data *= np.repeat(f, np.diff(X.indptr))
     np.log1p(X.data, out=X.data)
-    return {"n_cells_in": n0, "n_genes_in": p0, "n_cells": adata.n_obs, "n_genes": adata.n_vars}
+    return {"n_cells_in": n0, "n_genes_in": p0, "n_cells": adata.n_obs, "n_genes": adata.n_vars,
+            "zero_count_cells": n_zero, "duplicate_entries": ndup}
 
 # %% ../nbs/02_preprocess.ipynb #1ebcbc0c
 def scale_sparse(
@@ -70,6 +106,7 @@ def scale_sparse(
     scale_max: float = 50.0,  # bound of the scaled values
 ) -> np.ndarray:  # per-gene factors (also in `var['intense_scale']`)
     "In place: multiply `adata.X` (CSR, non-negative) so that values lie in [-scale_max, scale_max]; return the per-gene factors."
+    check_number("scale_max", scale_max, lo=0, lo_open=True, hint=" (the bound of the scaled values, e.g. 50)")
     X = adata.X
     p = adata.n_vars
     if scale is None or str(scale).lower() == "none": f = np.ones(p, np.float32)
@@ -194,7 +231,7 @@ def preprocess(
     adata: ad.AnnData,  # raw counts; changed in place unless `copy`
     *,
     n_components: int = 1200,  # PCA components kept (the paper: 1200)
-    min_library_size: float | None = 0,  # keep cells with more total counts than this; None: no cell filter
+    min_library_size: float | None = 0,  # keep cells with more total counts than this; None: no threshold (zero-count cells are always removed)
     min_cells_per_gene: int = 5,  # keep genes counted in at least this many cells; 0: no gene filter
     rescale: float = 10000,  # counts per cell after normalisation, before log1p
     scale: str | None = "global",  # `'global'`, `'gene'`, None (see `scale_sparse`) or a number (the bound)
@@ -210,10 +247,17 @@ def preprocess(
 ) -> ad.AnnData | None:  # the copy when `copy`, else None
     "The paper's preprocessing of one dataset: scprep filters, library-size normalisation, log, scaling, PCA -> `obsm[key_added]`."
     if not isinstance(adata, ad.AnnData): raise TypeError(f"preprocess expects an AnnData, got {type(adata).__name__}")
-    if isinstance(scale, (int, float)) and not isinstance(scale, bool):   # a number: the bound, global scaling
+    if isinstance(scale, numbers.Real) and not isinstance(scale, bool):   # a number: the bound, global scaling
+        check_number("scale", scale, lo=0, lo_open=True, hint=" (the bound of the scaled values, e.g. 50), or 'global', 'gene', None")
         scale, scale_max = "global", float(scale)
     if scale is not None and scale not in ("global", "gene", "none"):
         raise ValueError(f"unknown scale {scale!r}: expected 'global', 'gene', None or a number (the bound, e.g. 50)")
+    check_number("n_components", n_components, lo=1, integer=True, hint=" (PCA components kept)")
+    check_number("scale_max", scale_max, lo=0, lo_open=True, hint=" (the bound of the scaled values, e.g. 50)")
+    check_number("rescale", rescale, lo=0, lo_open=True, hint=" (counts per cell after normalisation, e.g. 10000)")
+    check_number("min_library_size", min_library_size, lo=0, none_ok=True, hint=" (cells need more total counts than this)")
+    check_number("min_cells_per_gene", min_cells_per_gene, lo=0, integer=True, hint=" (genes need counts in this many cells)")
+    check_number("n_iter", n_iter, lo=0, integer=True, hint=" (power iterations of the randomized PCA)")
     if solver not in ("auto", "exact", "randomized"):
         raise ValueError(f"unknown solver {solver!r}: expected 'auto', 'exact' or 'randomized'")
     if copy: adata = adata.copy()
@@ -235,6 +279,8 @@ def preprocess(
     adata.varm[f"PCs_{key_added.removeprefix('X_')}"] = pca["components"]
     adata.var[f"{key_added.removeprefix('X_')}_mean"] = pca["mean"].astype(np.float32)
     err = reconstruction_metrics(pca)
+    if pca["total_variance"] <= 0:
+        log.warning(f"all {adata.n_obs} cells are identical after normalisation and scaling: {key_added} is all zero")
     params = {"n_components": k, "n_components_requested": int(n_components), "min_library_size": min_library_size,
               "min_cells_per_gene": int(min_cells_per_gene), "rescale": float(rescale), "scale": str(scale), "scale_max": float(scale_max),
               "solver": pca["solver"], "n_iter": int(n_iter), "seed": int(seed), "key_added": key_added}
@@ -287,7 +333,7 @@ def preprocess_all(
         log.info(f"preprocessing {name}: {a.n_obs} cells x {a.n_vars} genes")
         preprocess(a, **cfg, seed=seed)
         u = a.uns["scnotebook"]["preprocess"]
-        metrics[name] = {k: u[k] for k in ("n_cells_in", "n_genes_in", "n_cells", "n_genes", "n_components", "solver",
+        metrics[name] = {k: u[k] for k in ("n_cells_in", "n_genes_in", "n_cells", "n_genes", "zero_count_cells", "duplicate_entries", "n_components", "solver",
                                            "explained_variance", "rel_frobenius_error", "rel_frobenius_error_centered",
                                            "value_range_before_pca", "seconds")}
     return metrics

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11a_stages.ipynb #adf0c8b6
 from __future__ import annotations
-import contextlib, os, shutil, time
+import contextlib, functools, hashlib, json, logging, os, shutil, time, uuid, warnings
 from pathlib import Path
 from typing import Callable
 
@@ -16,12 +16,65 @@ from .core import (atomic_open, get_device, get_logger, load_json, save_figure, 
 from .config import ConfigError, validate_config
 
 # %% auto #0
-__all__ = ['log', 'RUNNERS', 'Run', 'pair_names', 'align_method', 'gene_signal', 'label_key', 'label_map', 'orthologs', 'workers',
-           'gene_table', 'run_data', 'run_preprocess', 'run_train', 'run_align', 'run_affinity', 'run_taxonomy',
+__all__ = ['log', 'READS', 'DEPENDS', 'RUNNERS', 'stage_key', 'why_stale', 'dependents', 'Run', 'pair_names', 'align_method',
+           'gene_signal', 'label_key', 'label_map', 'orthologs', 'workers', 'gene_table', 'capture_warnings',
+           'collect_warnings', 'run_data', 'run_preprocess', 'run_train', 'run_align', 'run_affinity', 'run_taxonomy',
            'run_baselines', 'run_metrics', 'run_figures']
 
 # %% ../nbs/11a_stages.ipynb #01875c55
 log = get_logger("stages")
+
+# %% ../nbs/11a_stages.ipynb #bffa7296
+# the config sections each stage reads (`name` and `stages` change no result); a stage not named here reads all
+READS: dict[str, tuple[str, ...]] = {
+    "01_data": ("seed", "datasets"),
+    "02_preprocess": ("seed", "preprocess"),
+    "04_train": ("seed", "embedder", "device"),
+    "05_align": ("seed", "datasets", "align", "evaluation", "device"),
+    "06_affinity": ("seed", "datasets", "align", "evaluation", "figures"),
+    "07_taxonomy": ("seed", "datasets", "evaluation", "figures"),
+    "08_baselines": ("seed", "datasets", "evaluation", "baselines", "device"),
+    "09_metrics": ("seed", "datasets", "align", "evaluation", "device"),
+    "10_figures": ("seed", "datasets", "align", "evaluation", "figures")}
+# the stages whose files each stage reads: a stage that runs again makes these markers stale
+DEPENDS: dict[str, tuple[str, ...]] = {
+    "01_data": (), "02_preprocess": ("01_data",), "04_train": ("02_preprocess",), "05_align": ("04_train",),
+    "06_affinity": ("04_train", "05_align"), "07_taxonomy": ("04_train",), "08_baselines": ("04_train", "05_align"),
+    "09_metrics": ("01_data", "04_train", "05_align", "08_baselines"),
+    "10_figures": ("04_train", "05_align", "06_affinity", "08_baselines")}
+
+def _hash(v) -> str: return hashlib.sha256(json.dumps(v, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+def stage_key(
+    cfg: dict,  # a validated pipeline config
+    stage: str,  # stage name
+    inputs: dict,  # input stage -> the id in its marker (None: not finished)
+) -> dict:  # {"config_hashes": {section: hash}, "inputs": inputs}
+    "What a stage's result depends on: the config sections it reads (hashed) and its input stages' marker ids."
+    secs = READS.get(stage) or tuple(k for k in cfg if k not in ("name", "stages"))
+    return {"config_hashes": {k: _hash(cfg[k]) for k in secs}, "inputs": dict(inputs)}
+
+def why_stale(
+    info: dict,  # a stage's marker (`Run.done_info`)
+    key: dict,  # its `stage_key` now
+) -> str | None:  # None: current
+    "Why a finished stage's marker does not match `key`: a config section that changed, or an input stage that ran again."
+    old = info.get("config_hashes")
+    if not isinstance(old, dict): return "its marker records no config (an earlier version wrote it)"
+    changed = [k for k in key["config_hashes"] if old.get(k) != key["config_hashes"][k]]
+    if changed: return f"config section {', '.join(changed)} changed"
+    ins = info.get("inputs") or {}
+    rerun = [d for d in key["inputs"] if ins.get(d) != key["inputs"][d]]
+    return f"input stage {', '.join(rerun)} ran again" if rerun else None
+
+def dependents(
+    stage: str,  # stage name
+) -> list[str]:  # in pipeline order
+    "The stages that read what `stage` writes, directly or through other stages."
+    out = {stage}
+    for s in DEPENDS:
+        if any(d in out for d in DEPENDS.get(s, ())): out.add(s)
+    return [s for s in DEPENDS if s in out and s != stage]
 
 # %% ../nbs/11a_stages.ipynb #63466a6a
 class Run:
@@ -66,16 +119,39 @@ class Run:
         "The folder of stage `name` (created)."
         p = self.file(name); p.mkdir(parents=True, exist_ok=True); return p
 
-    # completion markers
+    # completion markers: each records what its stage read, so that a marker of another config or input shows
     def marker(self, name: str) -> Path: return self.file(".done", name)
     def is_done(self, name: str) -> bool: return self.marker(name).exists()
+    def stage_key(
+        self,
+        name: str,  # stage name
+    ) -> dict:
+        "What stage `name` would read now: a hash of each config section in `READS[name]`, the marker id of each stage in `DEPENDS[name]`."
+        return stage_key(self.config, name, {d: (self.done_info(d) or {}).get("id") for d in DEPENDS.get(name, ())})
     def mark_done(
         self,
         name: str,  # stage name
         **info,  # facts stored in the marker (e.g. `seconds`)
     ) -> Path:  # the marker file
-        "Record that stage `name` finished (atomically, with `info` such as its wall time)."
-        return save_json({"stage": name, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}, self.marker(name))
+        "Record that stage `name` finished (atomically): a fresh id, its `stage_key`, and `info` such as its wall time."
+        return save_json({"stage": name, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "id": uuid.uuid4().hex,
+                          **self.stage_key(name), **info}, self.marker(name))
+    def stale(
+        self,
+        name: str,  # stage name
+    ) -> str | None:  # the reason, or None
+        "Why the finished stage `name` no longer matches the config or its inputs; None when it is current or not finished."
+        info = self.done_info(name)
+        return None if info is None else why_stale(info, self.stage_key(name))
+    def invalidate_after(
+        self,
+        name: str,  # a stage that runs (again)
+    ) -> list[str]:  # the stages forgotten
+        "Forget every stage that reads what `name` writes (directly or through other stages): their markers and folders go."
+        gone = [s for s in dependents(name) if self.is_done(s) or self.file(s).exists()]
+        for s in gone:
+            self.clear_done(s); shutil.rmtree(self.file(s), ignore_errors=True)
+        return gone
     def clear_done(
         self,
         name: str | None = None,  # stage whose marker goes; None: every stage's
@@ -104,7 +180,12 @@ class Run:
         if self._config is None:
             p = self.file("config.yaml")
             if not p.exists(): raise FileNotFoundError(f"{p} does not exist: is {self.path} a run folder made by the pipeline?")
-            with open(p, encoding="utf-8") as f: self._config = validate_config(yaml.safe_load(f))
+            with open(p, encoding="utf-8") as f:
+                try: raw = yaml.safe_load(f)
+                except yaml.YAMLError as e:
+                    raise ConfigError(f"{p} is not valid YAML ({' '.join(str(e).split())}): repair it, or start the run "
+                                      "again with --force") from None
+            self._config = validate_config(raw)
         return self._config
 
     def device(self):
@@ -238,7 +319,39 @@ def gene_table(
     species = {cfg["datasets"][n]["species"] for n in (source, target)}
     return "biomart" if species == {"human", "mouse"} else orthologs(cfg, source, target)
 
+# %% ../nbs/11a_stages.ipynb #7a7cb108
+@contextlib.contextmanager
+def capture_warnings():
+    "Collect, as strings, the WARNING (and worse) records of the `scnotebook` loggers and the `warnings.warn` calls made from scnotebook code while the block runs; both still show as usual."
+    import scnotebook
+    caught, pkg = [], str(Path(scnotebook.__file__).resolve().parent)
+    class _Keep(logging.Handler):
+        def emit(self, r): caught.append(f"{r.name}: {r.getMessage()}")
+    h, lg, show = _Keep(logging.WARNING), get_logger(), warnings.showwarning
+    def _show(message, category, filename, lineno, file=None, line=None):
+        if str(filename).startswith(pkg): caught.append(f"{category.__name__}: {message}")
+        show(message, category, filename, lineno, file, line)
+    lg.addHandler(h); warnings.showwarning = _show
+    try: yield caught
+    finally: lg.removeHandler(h); warnings.showwarning = show
+
+def collect_warnings(
+    stage: str,  # the stage folder the runner writes (its `out_stage` argument, when given, wins)
+):
+    "Decorator of a `run_<stage>(run, ...)`: the warnings of the call go into the stage's `metrics.json` (`warnings`)."
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(run, *args, **kw):
+            run = Run.of(run)
+            with capture_warnings() as caught: out = fn(run, *args, **kw)
+            st = kw.get("out_stage", stage); m = run.metrics(st)
+            if caught and m is not None: run.save_metrics(st, {**m, "warnings": caught})
+            return out
+        return wrapper
+    return deco
+
 # %% ../nbs/11a_stages.ipynb #9d7520a3
+@collect_warnings('01_data')
 def run_data(
     run,  # a `Run`, or the path of an existing run folder
 ) -> dict:  # the stage metrics
@@ -249,6 +362,7 @@ def run_data(
     run.write_adatas("01_data", adatas); run.save_metrics("01_data", metrics)
     return metrics
 
+@collect_warnings('02_preprocess')
 def run_preprocess(
     run,  # a `Run`, or the path of an existing run folder
 ) -> dict:  # the stage metrics
@@ -261,6 +375,7 @@ def run_preprocess(
     return metrics
 
 # %% ../nbs/11a_stages.ipynb #7f6feef5
+@collect_warnings('04_train')
 def run_train(
     run,  # a `Run`, or the path of an existing run folder
 ) -> dict:  # the stage metrics
@@ -290,6 +405,7 @@ def run_train(
     return metrics
 
 # %% ../nbs/11a_stages.ipynb #0b315e9b
+@collect_warnings('05_align')
 def run_align(
     run,  # a `Run`, or the path of an existing run folder
 ) -> dict:  # the stage metrics
@@ -374,6 +490,7 @@ def _cross_species(run: Run, out: Path, *, align_stage: str = "05_align", use_re
             "source_side": {k: v for k, v in cross_affinity_summary(scores, "source").items() if k != "side"},
             "types": records}
 
+@collect_warnings('06_affinity')
 def run_affinity(
     run,  # a `Run`, or the path of an existing run folder
     *,
@@ -413,6 +530,7 @@ def run_affinity(
     run.save_metrics(out_stage, metrics)
     return metrics
 
+@collect_warnings('07_taxonomy')
 def run_taxonomy(
     run,  # a `Run`, or the path of an existing run folder
     *,
@@ -422,6 +540,7 @@ def run_taxonomy(
     "Stage 07: how well `X_scn` recovers the configured taxonomy, level by level (bootstrap intervals), and its dendrogram."
     import matplotlib.pyplot as plt
     from scnotebook.affinity import load_taxonomy, drop_small_types
+    from scnotebook.metrics import drop_unlabelled
     from scnotebook.taxonomy import taxonomy_accuracy, taxonomy_metrics_frame, plot_taxonomy_tree
     run = Run.of(run); cfg = run.config; ev = cfg["evaluation"]
     out = run.stage(out_stage)
@@ -433,7 +552,7 @@ def run_taxonomy(
     a = run.read_adatas(in_stage)[name]
     rep = "X_scn" if "X_scn" in a.obsm else "X_intense"
     key = label_key(a, cfg, name)
-    a, dropped = drop_small_types(a, key)
+    a, dropped = drop_small_types(drop_unlabelled(a, key, name), key)   # unlabelled cells: left out, counted in the log
     tax = load_taxonomy(spec)
     res = taxonomy_accuracy(a, use_rep=rep, label_key=key, taxonomy=tax, n_bootstrap=ev["bootstrap"], seed=cfg["seed"])
     with atomic_open(out / "taxonomy.csv", "w", encoding="utf-8", newline="") as f: taxonomy_metrics_frame(res).to_csv(f)
@@ -447,6 +566,7 @@ def run_taxonomy(
     return metrics
 
 # %% ../nbs/11a_stages.ipynb #58679eaf
+@collect_warnings('08_baselines')
 def run_baselines(
     run,  # a `Run`, or the path of an existing run folder
     *,
@@ -455,6 +575,7 @@ def run_baselines(
     "Stage 08: the baseline embeddings (`baselines.methods`) of every dataset, and Table 1 for the taxonomy dataset."
     from scnotebook.affinity import load_taxonomy, drop_small_types
     from scnotebook.baselines import embed_baselines
+    from scnotebook.metrics import drop_unlabelled
     from scnotebook.taxonomy import table1, write_table1
     run = Run.of(run); cfg = run.config; ev, bl = cfg["evaluation"], cfg["baselines"]
     in_stage = "05_align" if run.file("05_align").is_dir() else "04_train"
@@ -469,7 +590,7 @@ def run_baselines(
         metrics["table1_skipped"] = "no taxonomy configured (evaluation.taxonomy and evaluation.taxonomy_dataset)"
     else:
         a = adatas[name]; key = label_key(a, cfg, name)
-        a, dropped = drop_small_types(a, key)
+        a, dropped = drop_small_types(drop_unlabelled(a, key, name), key)
         df = table1(a, label_key=key, taxonomy=load_taxonomy(spec), n_bootstrap=ev["bootstrap"], seed=cfg["seed"])
         write_table1(df, run.stage(out_stage) / "table1", title=f"Table 1 on {name}")
         metrics["table1"] = {"dataset": name, "dropped_types": dropped, "rows": df.reset_index().to_dict(orient="records")}
@@ -477,6 +598,7 @@ def run_baselines(
     run.save_metrics(out_stage, metrics)
     return metrics
 
+@collect_warnings('09_metrics')
 def run_metrics(
     run,  # a `Run`, or the path of an existing run folder
     *,
@@ -524,6 +646,7 @@ def run_metrics(
     log.info("09_metrics:\n" + summarize(df, formatted=True).to_markdown())
     return metrics
 
+@collect_warnings('10_figures')
 def run_figures(
     run,  # a `Run`, or the path of an existing run folder
     *,

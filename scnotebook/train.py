@@ -156,7 +156,7 @@ def _train(X: dict[str, np.ndarray], *, preset="small", epochs=None, batch_size=
         module = _build_module(cfg, X, rt, seed)
         opt = make_optimizer(module, lr, weight_decay, fused=rt.kind == "cuda")
         schedule, meter = Schedule(lr, total, warmup), LossMeter(names, rt)
-        start, prev_seconds = resume_from(ck_path, fingerprint, module, opt, meter, rt) if resume else (0, 0.0)
+        start, prev_seconds = resume_from(ck_path, fingerprint, module, opt, meter, rt, total) if resume else (0, 0.0)
         base = {"total_steps": total, "steps_per_epoch": sampler.steps_per_epoch, "epochs": epochs, "batch_size": batch_size,
                 "lr": lr, "sampling": sampling, "seed": seed, "world_size": rt.world, "device": str(rt.device),
                 "precision": rt.precision, "n_params": n_params(module), "resumed_from": start, "use_rep": use_rep}

@@ -277,3 +277,48 @@ def test_pipeline_stage_cross_species(tmp_path):
     assert D.shape == (5, 6) and list(D.columns) == [f"type{i}" for i in range(6)]
     md = (out / "cross_affinity.md").read_text()
     assert "| type5 | no | " in md and "5 of 5 shared human types" in md
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(method="sliced", n_projections=0), "n_projections must be an integer >= 1, got 0"),
+    (dict(method="sliced", n_projections=-3), "n_projections must be an integer >= 1, got -3"),
+    (dict(max_cells=1), "max_cells must be an integer >= 2, got 1"), (dict(max_cells=2.5), "max_cells must be an integer >= 2"),
+    (dict(min_cells=0), "min_cells must be an integer >= 1"), (dict(num_itermax=0), "num_itermax must be an integer >= 1"),
+    (dict(method="fast"), "expected 'exact' or 'sliced'"), (dict(normalize="zscore"), "normalize='zscore': expected one of"),
+    (dict(backend="torch"), "backend='torch'"),
+])
+def test_affinity_options_are_range_checked_never_nan(kw, msg):
+    "A bad option is a ValueError naming it and its range, before any work (n_projections=0 used to give a NaN matrix)."
+    a, _ = toy(n_types=3, n_cells=20, dim=4)
+    with pytest.raises(ValueError, match=msg.replace("(", r"\(")): wasserstein_affinity(a, use_rep="X_emb", **kw)
+    src, tgt = aligned_pair(n_cells=120, dim=4, n_types=3)
+    with pytest.raises(ValueError, match=msg.replace("(", r"\(")): cross_affinity(src, tgt, **kw)
+    A = wasserstein_affinity(a, use_rep="X_emb", method="sliced", n_projections=1, show_progress=False)
+    assert np.isfinite(A.values).all()
+
+
+@pytest.mark.parametrize("missing", [np.nan, None, "nan"])
+def test_unlabelled_cells_are_no_type(missing, caplog):
+    "NaN labels: left out of both affinities with a WARNING that counts them; the result is the labelled cells' alone."
+    a, _ = toy(n_types=4, n_cells=30, dim=4)
+    na = a.copy(); lab = na.obs.cell_type.astype(object).to_numpy(); lab[[0, 40, 100]] = missing; na.obs["cell_type"] = lab
+    keep = np.setdiff1d(np.arange(na.n_obs), [0, 40, 100])
+    with caplog.at_level("WARNING", logger="scnotebook"):
+        A = wasserstein_affinity(na, use_rep="X_emb", show_progress=False)
+    assert "3 of 120 cells of adata have no 'cell_type' label (NaN): left out" in caplog.text
+    assert "nan" not in [t.lower() for t in A.index]
+    pd.testing.assert_frame_equal(A, wasserstein_affinity(na[keep].copy(), use_rep="X_emb", show_progress=False))
+    src, tgt = aligned_pair(n_cells=120, dim=4, n_types=3)
+    t2 = tgt.copy(); lab = t2.obs.cell_type.astype(object).to_numpy(); lab[:5] = missing; t2.obs["cell_type"] = lab
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="scnotebook"):
+        X = cross_affinity(src, t2, show_progress=False)
+    assert "5 of 120 cells of target have no 'cell_type' label" in caplog.text and "nan" not in list(X.columns)
+    pd.testing.assert_frame_equal(X, cross_affinity(src, t2[5:].copy(), show_progress=False), check_exact=False)
+
+
+def test_cross_affinity_label_map_naming_absent_types_warns(caplog):
+    src, tgt = aligned_pair(n_cells=120, dim=4, n_types=3)
+    with caplog.at_level("WARNING", logger="scnotebook"):
+        cross_affinity(src, tgt, label_map={"type1": "type0", "typo9": "type2"}, show_progress=False)
+    assert "names type(s) absent from both datasets: ['typo9']" in caplog.text

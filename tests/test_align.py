@@ -130,3 +130,39 @@ def test_baron_muse_beats_no_alignment(baron):
     a = label_transfer(s, t, use_rep="X_scn_aligned", label_map="baron")["accuracy"]
     a0 = label_transfer(s0, t0, use_rep="X_scn_aligned", label_map="baron")["accuracy"]
     assert a > a0, (a, a0)
+
+
+def test_procrustes_needs_two_anchors(pair):
+    "One shared type (or one anchor pair) fixes no rotation: refused with the type named, never fitted silently."
+    src, tgt, _ = pair
+    one = src.copy(); one.obs["cell_type"] = np.where(one.obs.cell_type == "type3", "type3", "mouse_only")
+    with pytest.raises(ValueError, match=r"share only one cell type .*\('type3'\): a rotation from one anchor is arbitrary"):
+        align(one, tgt, method="procrustes", copy=True)
+    with pytest.raises(ValueError, match="at least 2 pairs, got 1"): align(src, tgt, method="procrustes", anchors=([0], [1]), copy=True)
+    with pytest.raises(ValueError, match="one shared cell type"): align(src, tgt, anchors=["type3"], copy=True)
+    with pytest.raises(ValueError, match="at least 2 pairs, got 1"): procrustes(np.ones((1, 3)), np.ones((1, 3)))
+    r = align(src, tgt, method="procrustes", copy=True)
+    assert r.params["anchor_rank"] == src.obsm["X_scn"].shape[1]       # 10 types span the 8 dimensions
+
+
+def test_label_map_with_absent_types_warns_and_unlabelled_cells_are_no_type(pair, caplog):
+    src, tgt, _ = pair
+    with caplog.at_level("WARNING", logger="scnotebook"):
+        align(src, tgt, method="procrustes", label_map={"type1": "type1", "tpye2": "type2"}, copy=True)
+    assert "names type(s) absent from both datasets: ['tpye2']" in caplog.text
+    na = src.copy(); lab = na.obs.cell_type.astype(object).to_numpy(); lab[:9] = np.nan; na.obs["cell_type"] = lab
+    r = align(na, tgt, method="procrustes", copy=True)
+    assert "nan" not in r.params["anchors"] and r.params["anchors"] == align(src, tgt, method="procrustes", copy=True).params["anchors"]
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(restarts=0), "restarts must be at least 1"), (dict(restarts=1.5), "restarts must be at least 1 (an integer)"),
+    (dict(epochs=-2), "epochs must be at least 0"), (dict(csls_k=0), "csls_k must be at least 1"),
+    (dict(refinement=-1), "refinement must be at least 0"), (dict(lr=-0.1), "lr must be more than 0"),
+    (dict(label_smoothing=0.5), "label_smoothing must be at least 0 and below 0.5"), (dict(dis_steps=0), "dis_steps must be at least 1"),
+    (dict(lr_decay=0), "lr_decay must be more than 0 and at most 1"), (dict(lr=float("nan")), "lr must be more than 0"),
+])
+def test_numeric_options_are_range_checked(pair, kw, msg):
+    src, tgt, _ = pair
+    with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+        align(src, tgt, method="muse", epoch_size=200, copy=True, **kw)

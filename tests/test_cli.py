@@ -65,3 +65,48 @@ def test_wheel_carries_the_stage_notebooks_and_configs(tmp_path):
     assert stages and {f"scnotebook/_stages/nbs/{n}" for n in stages} <= names
     assert configs and {f"scnotebook/_stages/configs/{n}" for n in configs} <= names
     assert "scnotebook/pipeline.py" in names
+
+
+SYN = "  human: {source: synthetic_human, species: human, max_cells: 60}\n  mouse: {source: synthetic_mouse, species: mouse, max_cells: 60}\n"
+
+
+@pytest.mark.parametrize("body, msg", [
+    ("datasets:\n  /tmp/scn_abs_escape: {source: synthetic_human, species: human}\n  mouse: {source: synthetic_mouse, species: mouse}\n"
+     "align: {target: /tmp/scn_abs_escape, source: mouse}\n", "'datasets./tmp/scn_abs_escape'"),
+    ("datasets:\n  ../../escaped: {source: synthetic_human, species: human}\n  mouse: {source: synthetic_mouse, species: mouse}\n",
+     "'datasets.../../escaped'"),
+    (f"datasets:\n{SYN}figures: {{formats: ['/../../../x']}}\n", "'figures.formats[0]'"),
+    (f"datasets:\n{SYN}stages: [01_data, ../x]\n", "'stages[1]'"),
+    (f"datasets:\n{SYN}preprocess: {{n_components: -5}}\n", "'preprocess.n_components' must be >= 1"),
+    (f"datasets:\n{SYN}evaluation: {{taxonomy: nonsense}}\n", "'evaluation.taxonomy' is 'nonsense'"),
+])
+def test_bad_names_and_values_refused_before_anything_is_written(tmp_path, body, msg):
+    (tmp_path / "cfgs").mkdir(); cfg = tmp_path / "cfgs" / "c.yaml"; cfg.write_text(body)
+    out = tmp_path / "a" / "b" / "run"
+    r = cli("reproduce", "--config", str(cfg), "--out", str(out))
+    assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["cfgs", "cfgs/c.yaml"]
+    assert not Path("/tmp/scn_abs_escape.h5ad").exists() and not Path("/tmp/scn_abs_escape").exists()
+
+
+def _one_line_exit_2(r, msg):
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1 and msg in r.stderr, r.stderr
+
+
+def test_user_errors_are_one_line_and_exit_2(tmp_path):
+    cfg = tmp_path / "c.yaml"; cfg.write_text(f"device: cpu\ndatasets:\n{SYN}")
+    afile = tmp_path / "afile"; afile.write_text("x")
+    _one_line_exit_2(cli("reproduce", "--config", str(cfg), "--out", str(afile)), "is a file, not a folder")
+    assert afile.read_text() == "x"
+    _one_line_exit_2(cli("reproduce", "--config", str(tmp_path), "--out", str(tmp_path / "r")), "is a folder, not a YAML file")
+    _one_line_exit_2(cli("reproduce", "--config", str(cfg), "--out", str(tmp_path / "r"), "--set", "seed=[1"), "not valid YAML")
+    _one_line_exit_2(cli("reproduce", "--config", str(cfg), "--out", str(tmp_path / "r"), "--set", "embedder.epochs={a: [}"),
+                     "not valid YAML")
+    bad = tmp_path / "bad.yaml"; bad.write_text("datasets: {a: [unclosed\n")
+    _one_line_exit_2(cli("reproduce", "--config", str(bad), "--out", str(tmp_path / "r")), "is not valid YAML")
+    assert not (tmp_path / "r").exists()
+    run = tmp_path / "run"; run.mkdir(); (run / "config.yaml").write_text("name: [broken\n")   # a damaged run folder
+    _one_line_exit_2(cli("reproduce", "--config", str(cfg), "--out", str(run)), "config.yaml is not valid YAML")
+    assert (run / "config.yaml").read_text() == "name: [broken\n"

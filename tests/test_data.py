@@ -286,3 +286,111 @@ def test_load_datasets_config():
     assert adatas["h"].n_obs == 120 and metrics["m"]["n_cells"] == 500
     assert set(adatas["m"].obs.cell_type) == set(adatas["m"].obs.level1.astype(str))
     assert set(adatas["m"].obs.species) == {"mouse"}
+
+
+# ---------------------------------------------------------------- hardening (issue 13)
+def test_bad_files_name_dataset_and_path(tmp_path):
+    "Missing, empty, truncated and wrong-format files: the dataset's name, the path and the reader's reason."
+    h = synthetic(40, 30, species="human"); h.write_h5ad(tmp_path / "good.h5ad")
+    good = (tmp_path / "good.h5ad").read_bytes()
+    cases = {
+        "empty.h5ad": b"", "cut.h5ad": good[: len(good) // 3], "text.h5ad": b"this is not hdf5\n" * 20,
+        "empty.loom": b"", "cut.loom": good[:2000], "text.loom": b"hello",
+    }
+    for fname, data in cases.items():
+        (tmp_path / fname).write_bytes(data)
+        kind = fname.split(".")[1]
+        with pytest.raises(ValueError) as e: read_dataset(tmp_path / fname, name="human")
+        msg = str(e.value)
+        assert msg.startswith(f"dataset 'human': {tmp_path / fname} is not a valid {kind} file (") or \
+            (msg.startswith("dataset 'human': ") and str(tmp_path / fname) in msg), (fname, msg)
+    with h5py.File(tmp_path / "nomatrix.loom", "w") as f: f["x"] = np.zeros(3)
+    with pytest.raises(ValueError, match=f"dataset 'mouse': {tmp_path / 'nomatrix.loom'} is not a loom file: it has no /matrix"):
+        read_dataset(tmp_path / "nomatrix.loom", name="mouse")
+    # CSV: empty, header only, truncated last row, garbage, truncated gzip
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ValueError, match=r"dataset 'mouse': .*empty.csv is not a valid CSV file \(EmptyDataError: No columns to parse"):
+        read_dataset(tmp_path / "empty.csv", name="mouse")
+    M = _counts(6, 4)
+    df = pd.DataFrame(M, columns=[f"G{i}" for i in range(4)]); df.insert(0, "barcode", list("abcdef")); df.insert(1, "assigned_cluster", ["x"] * 6)
+    df.index = [f"c{i}" for i in range(6)]
+    text = df.to_csv()
+    (tmp_path / "head_mouse.csv").write_text(text.splitlines()[0] + "\n")
+    with pytest.raises(ValueError, match=r"dataset 'mouse': .*head_mouse.csv has no rows"):
+        read_dataset(tmp_path / "head_mouse.csv", name="mouse")
+    (tmp_path / "cut_mouse.csv").write_text(text[: text.rindex(",")])          # the last row cut short
+    with pytest.raises(ValueError, match=r"dataset 'mouse': .*cut_mouse.csv has empty or non-finite counts \(first in row 'c5'\): is the file truncated"):
+        read_dataset(tmp_path / "cut_mouse.csv", name="mouse")
+    (tmp_path / "bin_mouse.csv").write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ValueError, match=r"dataset 'mouse': .*bin_mouse.csv is not a valid CSV file"):
+        read_dataset(tmp_path / "bin_mouse.csv", name="mouse")
+    gz = gzip.compress(text.encode())
+    (tmp_path / "cut_mouse.csv.gz").write_bytes(gz[: len(gz) // 2])
+    with pytest.raises(ValueError, match=r"dataset 'mouse': .*cut_mouse.csv.gz is not a valid"):
+        read_dataset(tmp_path / "cut_mouse.csv.gz", name="mouse")
+    (tmp_path / "allen").mkdir(); (tmp_path / "allen" / "matrix.csv").write_text("")
+    with pytest.raises(ValueError, match=r"dataset 'a': .*allen is not a valid Allen folder \(matrix.csv \+ metadata.csv\) \(EmptyDataError"):
+        read_dataset(tmp_path / "allen", name="a")
+    # missing files, also with an explicit format; the dataset's name comes through load_datasets and validate
+    with pytest.raises(FileNotFoundError, match=f"dataset 'human': no such file or folder: {tmp_path / 'gone.h5ad'}"):
+        read_dataset(tmp_path / "gone.h5ad", name="human")
+    with pytest.raises(FileNotFoundError, match="dataset 'human': no such file or folder"):
+        read_dataset(tmp_path / "gone.h5ad", name="human", format="h5ad")
+    with pytest.raises(FileNotFoundError, match="dataset 'human': no such file"):
+        load_datasets({"human": {"source": str(tmp_path / "gone.loom")}})
+    with pytest.raises(ValueError, match=f"dataset 'human': {tmp_path / 'empty.h5ad'} is not a valid h5ad file"):
+        load_datasets({"human": {"source": str(tmp_path / "empty.h5ad")}})
+    with pytest.raises(ValueError, match=f"dataset 'x': {tmp_path / 'empty.h5ad'} is not a valid h5ad file"):
+        validate(tmp_path / "empty.h5ad", name="x")
+
+
+@pytest.mark.parametrize("missing", [None, np.nan, "", "nan", " NaN "])
+def test_missing_labels_stay_missing(tmp_path, missing, caplog):
+    h = synthetic(30, 20, species="human")
+    lab = h.obs["cell_type"].astype(object).to_numpy(); lab[[0, 4, 5]] = missing
+    h.obs["annot"] = pd.Series(lab, index=h.obs_names, dtype=object)
+    h.obs = h.obs.drop(columns="cell_type")
+    h.write_h5ad(tmp_path / "h.h5ad")
+    a = read_dataset(tmp_path / "h.h5ad", label_key="annot")
+    assert a.obs["cell_type"].isna().sum() == 3 and a.obs["cell_type"].notna().sum() == 27
+    assert not {"nan", "", "None", "NaN"} & set(map(str, a.obs["cell_type"].cat.categories))
+    with caplog.at_level("WARNING", logger="scnotebook"):
+        rep = validate(a, label_key="cell_type", name="human")
+    assert rep["n_unlabelled"] == 3 and rep["n_labels"] == a.obs["cell_type"].dropna().nunique() >= 1
+    assert "dataset 'human': 3 of 30 cells have no label in obs['cell_type']" in caplog.text
+    # missing labels survive the h5ad round trip written by 01_data, and load_datasets counts them
+    a.write_h5ad(tmp_path / "again.h5ad")
+    assert ad.read_h5ad(tmp_path / "again.h5ad").obs["cell_type"].isna().sum() == 3
+    _, m = load_datasets({"human": {"source": str(tmp_path / "h.h5ad"), "label_key": "annot"}})
+    assert m["human"]["n_unlabelled"] == 3 and "nan" not in m["human"]["cell_types"] and sum(m["human"]["cell_types"].values()) == 27
+
+
+def test_missing_labels_in_csv(tmp_path):
+    M = _counts(6, 4)
+    df = pd.DataFrame(M, columns=[f"G{i}" for i in range(4)]); df.insert(0, "barcode", list("abcdef"))
+    df.insert(1, "assigned_cluster", ["alpha", None, "beta", "", "alpha", "beta"]); df.index = [f"c{i}" for i in range(6)]
+    df.to_csv(tmp_path / "GSM_human1.csv")
+    a = read_dataset(tmp_path / "GSM_human1.csv")
+    assert a.obs["cell_type"].isna().tolist() == [False, True, False, True, False, False]
+    assert list(a.obs["cell_type"].cat.categories) == ["alpha", "beta"]
+    assert validate(a, label_key="cell_type")["n_unlabelled"] == 2
+
+
+def test_duplicate_entries_summed_on_input(tmp_path, caplog):
+    M = _counts(8, 5)
+    X = sp.csr_matrix(M); data = np.repeat(X.data / 2, 2); ind = np.repeat(X.indices, 2)
+    dup = sp.csr_matrix((data, ind, X.indptr * 2), shape=X.shape)
+    a = ad.AnnData(X=dup.copy()); a.write_h5ad(tmp_path / "dup.h5ad")
+    with caplog.at_level("WARNING", logger="scnotebook"):
+        r = read_dataset(tmp_path / "dup.h5ad", name="d")
+    assert r.X.has_canonical_format and r.X.nnz == X.nnz and np.allclose(r.X.toarray(), M)
+    assert f"dataset 'd': {X.nnz} duplicate stored entries" in caplog.text
+    b = ad.AnnData(X=dup.copy())
+    rep = validate(b)
+    assert rep["duplicate_entries"] == X.nnz and rep["nnz"] == X.nnz and np.allclose(b.X.toarray(), M)
+    # duplicates that sum to a valid count are not refused as negative; a negative sum still is
+    neg = sp.csr_matrix((np.array([3.0, -1.0]), np.array([0, 0]), np.array([0, 2, 2])), shape=(2, 1))
+    assert validate(ad.AnnData(X=neg))["nnz"] == 1
+    neg2 = sp.csr_matrix((np.array([1.0, -3.0]), np.array([0, 0]), np.array([0, 2, 2])), shape=(2, 1))
+    with pytest.raises(ValueError, match="1 negative values"):
+        validate(ad.AnnData(X=neg2))

@@ -110,3 +110,49 @@ def test_baron_ortholog_peer_is_strong(shared):
     r = label_transfer(m, h, use_rep="X_ortho_harmony", label_map="baron")
     assert r["accuracy"] > 0.93, r["accuracy"]
     assert r["max_reachable"] == pytest.approx((h.obs.cell_type.isin(["acinar", "mast", "epsilon"]) == False).mean())
+
+
+def _with_missing(a, n, value):
+    "A copy of `a` whose first `n` cells have the label `value` (NaN, None...)."
+    a = a.copy(); lab = a.obs["cell_type"].astype(object).to_numpy(); lab[:n] = value
+    a.obs["cell_type"] = lab; return a
+
+
+@pytest.mark.parametrize("missing", [np.nan, None, "nan"])
+def test_unlabelled_cells_are_left_out_with_a_count(toy, missing, caplog):
+    "NaN / None / 'nan' labels are no cell type: every label-based measure equals the one on the labelled cells alone."
+    src, tgt = toy
+    s, t = _with_missing(src, 6, missing), _with_missing(tgt, 4, missing)
+    with caplog.at_level("WARNING", logger="scnotebook"):
+        got = evaluate(s, t, use_rep="X_good")
+    assert "6 of 300 cells of source have no 'cell_type' label (NaN): left out" in caplog.text
+    assert "4 of 300 cells of target have no 'cell_type' label" in caplog.text
+    assert caplog.text.count("6 of 300 cells of source") == 1            # logged once by evaluate, not per measure
+    assert pd.Series(got).equals(pd.Series(evaluate(s[6:].copy(), t[4:].copy(), use_rep="X_good")))
+    lt = label_transfer(s, t, use_rep="X_good")
+    assert lt["n_source"] == 294 and not any("nan" in str(x).lower() for k in ("shared_types", "source_only_types",
+                                                                              "target_only_types") for x in lt[k])
+    assert list(harmonize_labels(["alpha", missing], "baron")) == ["alpha", None]
+
+
+def test_label_map_naming_absent_types_warns(toy, caplog):
+    src, tgt = toy
+    with caplog.at_level("WARNING", logger="scnotebook"):
+        label_transfer(src, tgt, use_rep="X_good", label_map={"type1": "type1", "tpye2": "type2", "ghost": "type3"})
+    assert "names type(s) absent from both datasets: ['ghost', 'tpye2']" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="scnotebook"):
+        label_transfer(src, tgt, use_rep="X_good", label_map={"type1": "type1"})
+    assert "absent from both" not in caplog.text
+
+
+@pytest.mark.parametrize("call, msg", [
+    (lambda s, t: label_transfer(s, t, use_rep="X_good", k=0), "k must be an integer >= 1, got 0"),
+    (lambda s, t: label_transfer(s, t, use_rep="X_good", k=2.5), "k must be an integer >= 1, got 2.5"),
+    (lambda s, t: label_transfer(s, t, use_rep="X_good", classifiers=()), "classifiers must be a non-empty"),
+    (lambda s, t: integration_metrics(s, t, use_rep="X_good", k=0), "k must be an integer >= 1"),
+    (lambda s, t: integration_metrics(s, t, use_rep="X_good", max_cells=1), "max_cells must be an integer >= 2"),
+    (lambda s, t: open_set_auc(s, t, use_rep="X_good", k=-3), "k must be an integer >= 1, got -3"),
+])
+def test_numeric_options_are_range_checked(toy, call, msg):
+    with pytest.raises(ValueError, match=msg.replace("(", r"\(")): call(*toy)

@@ -150,3 +150,59 @@ def test_user_config_other_keys_and_species(tmp_path):
     a = ad.read_h5ad(out / "05_align" / "cortex_mm.h5ad")
     assert set(a.obs["species"]) == {"mus_musculus"} and "X_scn_aligned" in a.obsm
     assert (out / "table1.csv").exists()
+
+
+def _syn_config(tmp_path, max_cells=80):
+    p = tmp_path / "syn.yaml"
+    p.write_text("name: syn\ndevice: cpu\n"
+                 f"datasets:\n  human: {{source: synthetic_human, species: human, max_cells: {max_cells}}}\n"
+                 f"  mouse: {{source: synthetic_mouse, species: mouse, max_cells: {max_cells}}}\n"
+                 "preprocess: {n_components: 500, cap_components: true, min_cells_per_gene: 1}\n")
+    return p
+
+
+def test_stage_warnings_reach_the_terminal(tmp_path):
+    "A warning a stage logs (here: n_components capped to what 80 cells allow) is printed by reproduce, not only kept in the notebook."
+    out = tmp_path / "run"
+    r = run_cli("reproduce", "--config", str(_syn_config(tmp_path)), "--out", str(out), "--stages", "01_data", "02_preprocess")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    line = next(l for l in r.stderr.splitlines() if "02_preprocess" in l and "warning:" in l)
+    assert "n_components=500 capped" in line, r.stderr
+    m = json.loads((out / "02_preprocess" / "metrics.json").read_text())
+    assert any("capped" in w for w in m["warnings"]) and "warnings" not in json.loads((out / "01_data" / "metrics.json").read_text())
+
+
+def test_forced_stage_invalidates_later_stages_and_markers_know_their_config(tmp_path):
+    "issue 13, item 2: a forced stage with a changed config never leaves later stages of the old config marked done."
+    out, cfg = tmp_path / "run", _syn_config(tmp_path)
+    both = ["--stages", "01_data", "02_preprocess"]
+    r = run_cli("reproduce", "--config", str(cfg), "--out", str(out), *both)
+    assert r.returncode == 0, r.stderr[-2000:]
+    n = lambda st: ad.read_h5ad(out / st / "human.h5ad", backed="r").n_obs
+    assert n("01_data") == n("02_preprocess") == 80
+    # --force of 01 with fewer cells: 02 (which read 01's files) is forgotten, not left done with 80 cells
+    new = ["--set", "datasets.human.max_cells=50"]
+    r = run_cli("reproduce", "--config", str(cfg), "--out", str(out), "--force", "--stages", "01_data", *new)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "forgotten and run again: 02_preprocess" in r.stdout, r.stdout
+    assert not (out / ".done" / "02_preprocess").exists() and not (out / "02_preprocess").exists()
+    assert n("01_data") == 50
+    # a forced later stage may not read an earlier stage of another config: refused before anything is written
+    r = run_cli("reproduce", "--config", str(cfg), "--out", str(out), "--force", "--stages", "02_preprocess",
+                "--set", "datasets.human.max_cells=40")
+    assert r.returncode == 2 and "reads the files of 01_data" in r.stderr and "add 01_data to --stages" in r.stderr, r.stderr
+    assert "max_cells: 50" in (out / "config.yaml").read_text()
+    # the next plain run: 01 is current, 02 runs on its 50 cells
+    r = run_cli("reproduce", "--config", str(cfg), "--out", str(out), *both, *new)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "01_data        skipped" in r.stdout and "02_preprocess  done" in r.stdout, r.stdout
+    assert n("02_preprocess") == 50
+    marker = json.loads((out / ".done" / "02_preprocess").read_text())
+    assert set(marker["config_hashes"]) == {"seed", "preprocess"} and marker["inputs"] == {
+        "01_data": json.loads((out / ".done" / "01_data").read_text())["id"]}
+    # a marker that does not match (here: tampered, as an older run would leave) is stale: the stage runs again
+    marker["config_hashes"]["preprocess"] = "0" * 16
+    (out / ".done" / "02_preprocess").write_text(json.dumps(marker))
+    r = run_cli("reproduce", "--config", str(cfg), "--out", str(out), *both, *new)
+    assert r.returncode == 0 and "02_preprocess  stale (config section preprocess changed)" in r.stdout, r.stdout
+    assert "02_preprocess  done" in r.stdout

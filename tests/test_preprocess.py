@@ -113,3 +113,66 @@ def test_preprocess_all_config():
     m = preprocess_all(d, {"n_components": 12, "min_cells_per_gene": 3, "scale": "global", "unrelated": 1}, seed=0)
     assert set(m) == {"human", "mouse"} and all(d[k].obsm["X_intense"].shape == (150, 12) for k in d)
     assert all(0 < m[k]["explained_variance"] < 1 for k in m)
+
+
+# ---------------------------------------------------------------- hardening (issue 13)
+@pytest.mark.parametrize("kw,msg", [
+    (dict(scale=0), r"scale=0 is out of range: expected a finite number > 0"),
+    (dict(scale=-3.0), r"scale=-3.0 is out of range"),
+    (dict(scale=float("nan")), r"scale=nan is out of range"),
+    (dict(rescale=0), r"rescale=0 is out of range: expected a finite number > 0"),
+    (dict(rescale=-10), r"rescale=-10 is out of range"),
+    (dict(scale_max=0), r"scale_max=0 is out of range"),
+    (dict(n_components=0), r"n_components=0 is out of range: expected an integer >= 1"),
+    (dict(n_components=-5), r"n_components=-5 is out of range"),
+    (dict(min_library_size=-1), r"min_library_size=-1 is out of range: expected a finite number >= 0 or None"),
+    (dict(min_cells_per_gene=-1), r"min_cells_per_gene=-1 is out of range: expected an integer >= 0"),
+    (dict(n_iter=-1), r"n_iter=-1 is out of range"),
+])
+def test_option_ranges_refused(kw, msg):
+    a = synthetic(40, 60, species="human", seed=0)
+    with pytest.raises(ValueError, match=msg):
+        preprocess(a, **{"n_components": 3, **kw})
+    assert "X_intense" not in a.obsm                      # refused before any work
+    with pytest.raises(TypeError, match="n_components='3' is not valid"):
+        preprocess(a, n_components="3")
+
+
+def _with_duplicates(X):
+    "The same matrix with each stored value split into two stored entries (x/2 + x/2)."
+    X = X.tocsr()
+    return sp.csr_matrix((np.repeat(X.data / 2, 2), np.repeat(X.indices, 2), X.indptr * 2), shape=X.shape)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_duplicate_entries_summed(fmt, caplog):
+    raw = synthetic(120, 200, species="human", seed=3)
+    dup = raw.copy()
+    if fmt == "csr": dup.X = _with_duplicates(raw.X)
+    else:   # a CSC with duplicates, built from the arrays of the transposed CSR
+        t = _with_duplicates(raw.X.T.tocsr()); dup.X = sp.csc_matrix((t.data, t.indices, t.indptr), shape=raw.shape)
+    assert not dup.X.has_canonical_format
+    ref = preprocess(raw, n_components=8, copy=True)
+    with caplog.at_level("WARNING", logger="scnotebook"):
+        out = preprocess(dup, n_components=8, copy=True)
+    assert "duplicate stored entries of the sparse matrix summed" in caplog.text
+    np.testing.assert_allclose(out.obsm["X_intense"], ref.obsm["X_intense"], atol=1e-3)
+    # check=False: filter_normalize_log sums them too
+    out2 = preprocess(dup, n_components=8, copy=True, check=False)
+    np.testing.assert_allclose(out2.obsm["X_intense"], ref.obsm["X_intense"], atol=1e-3)
+
+
+@pytest.mark.parametrize("min_library_size", [None, 0, 5])
+def test_zero_count_cells_always_removed(min_library_size, caplog):
+    a = synthetic(60, 80, species="mouse", seed=1)
+    X = a.X.tolil(); X[[0, 7, 9]] = 0; a.X = X.tocsr()
+    with caplog.at_level("WARNING", logger="scnotebook"):
+        out = preprocess(a, n_components=4, min_library_size=min_library_size, min_cells_per_gene=1, copy=True)
+    assert "3 of 60 cells have zero counts and are removed" in caplog.text
+    assert not {"mouse_0", "mouse_7", "mouse_9"} & set(out.obs_names)
+    assert out.uns["scnotebook"]["preprocess"]["zero_count_cells"] >= 3
+    assert (out.obs["library_size"] > 0).all() and np.isfinite(out.obsm["X_intense"]).all()
+    m = preprocess_all({"x": a.copy()}, {"n_components": 4, "min_library_size": min_library_size, "min_cells_per_gene": 1})
+    assert m["x"]["zero_count_cells"] >= 3 and m["x"]["n_cells"] <= 57
+    with pytest.raises(ValueError, match="all 2 cells have zero counts"):
+        filter_normalize_log(a[[0, 7]].copy(), min_library_size=min_library_size)

@@ -300,7 +300,47 @@ def test_resume_from_restores_module_optimizer_rng_and_meter(tmp_path):
     with pytest.raises(ValueError, match="not a checkpoint of this version"): read_checkpoint(tmp_path / "old.pt")
     with pytest.raises(ValueError, match="not a checkpoint of this version"): load_checkpoint(tmp_path / "old.pt")
     assert load_checkpoint(tmp_path).fit_info == {"seconds_total": 1.5}
+    with pytest.raises(ValueError, match="beyond the 2 steps of this run"): resume_from(path, fp, m2, opt2, meter2, rt, total=2)
+    other = build("tiny", {"a": 6, "b": 5})
+    with pytest.raises(ValueError, match="do not fit this model.*delete"):
+        resume_from(path, fp, other, make_optimizer(other, 1e-3), meter2, rt)
 
+
+
+def _resave(path, **changes):
+    "Rewrite the checkpoint at `path` with `changes`, its checksum recomputed (a consistent file with a wrong content)."
+    from scnotebook.engine import _digest
+    ck = torch.load(path, weights_only=True); ck.pop("sha256"); ck.update(changes); ck["sha256"] = _digest(ck)
+    torch.save(ck, path)
+
+
+def test_damaged_checkpoints_are_refused_with_path_and_recovery(adatas, tmp_path):
+    "Corrupted tensor bytes, step=1e6, done too early, NaN weights, a truncated or garbage file: each refused, naming the file."
+    kw = {**KW, "checkpoint_every": 4}
+    fit(adatas, checkpoint_dir=tmp_path / "ok", max_steps=4, **kw)
+    good = (tmp_path / "ok" / CHECKPOINT).read_bytes()
+    ck = torch.load(tmp_path / "ok" / CHECKPOINT, weights_only=True)
+    weight = max(ck["fitted"]["module"].values(), key=lambda t: t.numel())
+    at = good.find(weight.numpy().tobytes()[:64]); assert at > 0
+
+    def damaged(name, edit):
+        d = tmp_path / name; d.mkdir(); f = d / CHECKPOINT; f.write_bytes(good); edit(f); return d, f
+    nan_module = {k: (v.clone().fill_(float("nan")) if v.is_floating_point() else v) for k, v in ck["fitted"]["module"].items()}
+    cases = {
+        "bytes": (lambda f: f.write_bytes(good[:at + 64] + bytes(range(256)) + good[at + 320:]), "is corrupted"),
+        "step": (lambda f: _resave(f, step=10**6), "step=1000000, outside [0, "),
+        "nan": (lambda f: _resave(f, fitted={**ck["fitted"], "module": nan_module}), "non-finite values"),
+        "truncated": (lambda f: f.write_bytes(good[:len(good) // 2]), "cannot be read"),
+        "garbage": (lambda f: f.write_bytes(np.random.default_rng(0).bytes(len(good))), "cannot be read"),
+    }
+    for name, (edit, why) in cases.items():
+        d, f = damaged(name, edit)
+        for call in (lambda: fit(adatas, checkpoint_dir=d, **kw), lambda: load_checkpoint(d)):
+            with pytest.raises(ValueError) as e: call()
+            assert why in str(e.value) and f"delete {f}" in str(e.value) and "resume=False" in str(e.value), (name, str(e.value))
+    # the untouched checkpoint still resumes, and a fresh start (resume=False) ignores a damaged one
+    assert fit(adatas, checkpoint_dir=tmp_path / "ok", **kw).fit_info["resumed_from"] == 4
+    assert fit(adatas, checkpoint_dir=tmp_path / "garbage", resume=False, **kw).fit_info["resumed_from"] == 0
 
 @pytest.mark.tpu
 def test_xla_path(adatas, tmp_path):

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .core import get_logger, default_rep, obsm_matrix, progress, save_figure, atomic_open
+from .metrics import drop_unlabelled
 from .affinity import get_labels, check_taxonomy, taxonomy_distance, taxonomy_order
 
 # %% auto #0
@@ -30,6 +31,7 @@ def cell_type_means(
     min_cells: int = 2,  # types with fewer cells raise
 ) -> pd.DataFrame:
     "Mean embedding vector of every cell type (index: sorted types, columns: embedding dims)."
+    adata = drop_unlabelled(adata, label_key)   # unlabelled cells are left out (a WARNING counts them), never a type
     use_rep = default_rep(adata, use_rep); X = obsm_matrix(adata, use_rep, dtype=np.float64)
     lab = get_labels(adata, label_key, min_cells=min_cells)
     codes, types = pd.factorize(lab, sort=True)
@@ -116,6 +118,7 @@ def taxonomy_accuracy(
     Returns {'levels': {level name: {'level', 'accuracy', 'n_correct', 'n_types', 'n_groups', 'ari', 'fm'
     (+ '_lo'/'_hi' with bootstrap)}}, 'cophenetic', 'n_types', 'types', 'linkage', 'use_rep', 'method', 'metric',
     'n_bootstrap', 'ci'}. Levels are ordered as in the paper, coarsest first (level 1)."""
+    adata = drop_unlabelled(adata, label_key)   # unlabelled cells are left out (a WARNING counts them), never a type
     use_rep = default_rep(adata, use_rep); X = obsm_matrix(adata, use_rep, dtype=np.float64)
     lab = get_labels(adata, label_key, min_cells=min_cells)
     tax = check_taxonomy(taxonomy, lab)                         # sorted types present, errors on missing/non-nesting

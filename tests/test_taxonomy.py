@@ -114,3 +114,18 @@ def test_pipeline_stage_skips_and_runs(tmp_path):
     m = run_taxonomy(run.path)
     assert m["use_rep"] == "X_scn" and m["levels"]["coarse"]["accuracy"] == 1.0 and "accuracy_lo" in m["levels"]["coarse"]
     assert (run.path / "07_taxonomy" / "taxonomy.csv").exists() and (run.path / "07_taxonomy" / "dendrogram_mouse.png").exists()
+
+
+@pytest.mark.parametrize("missing", [np.nan, None, "nan"])
+def test_unlabelled_cells_are_left_out(missing, caplog):
+    a, tax = points([0, 1, 10, 11, 100, 101],
+                    {"mid": ["m0", "m0", "m1", "m2", "m2", "m2"], "top": ["A", "A", "A", "B", "B", "B"]})
+    b = ad.concat([a, a[:3].copy()], index_unique="-")            # 3 more cells near t0, without a label
+    b.obsm["E"][-3:] = 50.0                                       # far away: they would move a mean if counted
+    lab = b.obs["cell_type"].astype(object).to_numpy(); lab[-3:] = missing; b.obs["cell_type"] = lab
+    with caplog.at_level("WARNING", logger="scnotebook"):
+        r, m = taxonomy_accuracy(b, use_rep="E", taxonomy=tax), cell_type_means(b, use_rep="E")
+    r0 = taxonomy_accuracy(a, use_rep="E", taxonomy=tax)
+    assert r["n_types"] == 6 and r["levels"]["mid"]["n_correct"] == r0["levels"]["mid"]["n_correct"]
+    assert "nan" not in m.index and np.allclose(m.to_numpy(), cell_type_means(a, use_rep="E").to_numpy())
+    assert "3 of 33 cells" in caplog.text

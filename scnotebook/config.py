@@ -43,7 +43,9 @@ FIGURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg", "tif", "tiff", "eps", "web
 DEVICE_RE = re.compile(r"^(auto|cpu|xla|meta|cuda(:\d+)?)$")                # scnotebook.core.get_device
 
 class ConfigError(ValueError):
-    "A configuration that does not match the schema (the message names the key)."
+    "A configuration that does not match the schema (the message names the key, on one line)."
+    def __init__(self, msg):   # a key or value may hold a line break: shown escaped, so the message stays one line
+        super().__init__(str(msg).replace("\r", "\\r").replace("\n", "\\n"))
 
 def _num(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool)
 

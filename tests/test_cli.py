@@ -71,8 +71,9 @@ SYN = "  human: {source: synthetic_human, species: human, max_cells: 60}\n  mous
 
 
 @pytest.mark.parametrize("body, msg", [
-    ("datasets:\n  /tmp/scn_abs_escape: {source: synthetic_human, species: human}\n  mouse: {source: synthetic_mouse, species: mouse}\n"
-     "align: {target: /tmp/scn_abs_escape, source: mouse}\n", "'datasets./tmp/scn_abs_escape'"),
+    # {ABS}: an absolute path beside the test's folder (filled in below), used as a dataset name
+    ("datasets:\n  {ABS}: {source: synthetic_human, species: human}\n  mouse: {source: synthetic_mouse, species: mouse}\n"
+     "align: {target: {ABS}, source: mouse}\n", "'datasets.{ABS}'"),
     ("datasets:\n  ../../escaped: {source: synthetic_human, species: human}\n  mouse: {source: synthetic_mouse, species: mouse}\n",
      "'datasets.../../escaped'"),
     (f"datasets:\n{SYN}figures: {{formats: ['/../../../x']}}\n", "'figures.formats[0]'"),
@@ -81,13 +82,15 @@ SYN = "  human: {source: synthetic_human, species: human, max_cells: 60}\n  mous
     (f"datasets:\n{SYN}evaluation: {{taxonomy: nonsense}}\n", "'evaluation.taxonomy' is 'nonsense'"),
 ])
 def test_bad_names_and_values_refused_before_anything_is_written(tmp_path, body, msg):
+    escape = tmp_path.parent / f"{tmp_path.name}_escape"        # absolute, outside the test's folder
+    body, msg = body.replace("{ABS}", str(escape)), msg.replace("{ABS}", str(escape))
     (tmp_path / "cfgs").mkdir(); cfg = tmp_path / "cfgs" / "c.yaml"; cfg.write_text(body)
     out = tmp_path / "a" / "b" / "run"
     r = cli("reproduce", "--config", str(cfg), "--out", str(out))
     assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["cfgs", "cfgs/c.yaml"]
-    assert not Path("/tmp/scn_abs_escape.h5ad").exists() and not Path("/tmp/scn_abs_escape").exists()
+    assert not Path(f"{escape}.h5ad").exists() and not escape.exists()
 
 
 def _one_line_exit_2(r, msg):

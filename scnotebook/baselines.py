@@ -4,7 +4,6 @@
 
 # %% ../nbs/08_baselines.ipynb #6036a7f3
 from __future__ import annotations
-import math
 from typing import Sequence
 
 import numpy as np
@@ -12,7 +11,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .core import default_rep, get_device, get_logger, obsm_matrix, progress, seed_everything, atomic_open
+from .core import default_rep, get_device, get_logger, obsm_matrix, progress, seed_everything
 
 # %% auto #0
 __all__ = ['log', 'BASELINES', 'DEFAULT_COMPONENTS', 'DEFAULT_HIDDEN', 'mlp', 'Autoencoder', 'VAE', 'mmd', 'Saucie', 'fit_module',

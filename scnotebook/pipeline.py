@@ -4,12 +4,12 @@
 
 # %% ../nbs/11_pipeline.ipynb #5213ac2e
 from __future__ import annotations
-import json, os, shutil, sys, time
+import json, os, sys, time
 from pathlib import Path
 
 from .core import get_device, versions
 from .config import load_config, resolve_config, validate_config
-from .stages import DEPENDS, RUNNERS, Run
+from .stages import RUNNERS, Run, upstream
 from .report import METRICS_KEYS, gather_metrics, write_report
 
 # %% auto #0
@@ -95,14 +95,6 @@ def run_stage(
 def _emit(msg: str, quiet: bool):
     if not quiet: print(msg, flush=True)
 
-def _upstream(stage: str) -> list[str]:
-    "The stages whose files `stage` reads, directly or through others, in pipeline order."
-    seen, todo = set(), list(DEPENDS.get(stage, ()))
-    while todo:
-        d = todo.pop()
-        if d not in seen: seen.add(d); todo.extend(DEPENDS.get(d, ()))
-    return [s for s in STAGES if s in seen]
-
 def reproduce(
     config: str | os.PathLike | dict,  # a YAML path, a shipped config name (`default`, `ci`, ...) or a dict
     out: str | os.PathLike,  # run folder; finished stages found there are skipped
@@ -136,17 +128,15 @@ def reproduce(
     unknown = [s for s in todo if s not in STAGES] if nbs is None else []
     if unknown: raise ValueError(f"unknown stage(s) {unknown}: the stages are {STAGES}")
     if (out / ".done").is_dir():   # a stage must not read files of a stage run with another config
-        prev = Run(out, create=False); prev._config = cfg
+        prev = Run(out, create=False)
         for st in todo:
-            for d in _upstream(st):
-                why = prev.stale(d) if d not in todo else None
+            for d in upstream(st):
+                why = prev.stale(d, cfg) if d not in todo else None
                 if why: raise ValueError(f"stage {st} reads the files of {d}, which was run with another configuration "
                                          f"({why}): add {d} to --stages, or run without --stages")
     run = Run(out, config=cfg)
     if force:  # start the stages afresh: their markers, artifacts and checkpoints go
-        for st in todo:
-            run.clear_done(st)
-            shutil.rmtree(run.path / st, ignore_errors=True)
+        for st in todo: run.forget(st)
     for p in run.sweep_partial(): _emit(f"removed a partial file left by an interrupted run: {p}", quiet)
     _emit(f"scnotebook reproduce: config {cfg['name']!r}, {len(todo)} stages, device {cfg['device']}, run folder {run.path}", quiet)
     t_all = time.perf_counter()
@@ -158,7 +148,7 @@ def reproduce(
                 _emit(f"{tag} skipped (finished in an earlier run, {run.done_info(st).get('seconds', 0):.1f}s)", quiet)
                 continue
             _emit(f"{tag} stale ({why}): its results go, it runs again", quiet)
-            run.clear_done(st); shutil.rmtree(run.file(st), ignore_errors=True)
+            run.forget(st)
         gone = run.invalidate_after(st)
         if gone: _emit(f"{tag} the stages that read its output are forgotten and run again: {', '.join(gone)}", quiet)
         _emit(f"{tag} running ...", quiet)

@@ -16,10 +16,10 @@ from .core import (atomic_open, get_device, get_logger, load_json, save_figure, 
 from .config import ConfigError, validate_config
 
 # %% auto #0
-__all__ = ['log', 'READS', 'DEPENDS', 'RUNNERS', 'stage_key', 'why_stale', 'dependents', 'Run', 'pair_names', 'align_method',
-           'gene_signal', 'label_key', 'label_map', 'orthologs', 'workers', 'gene_table', 'capture_warnings',
-           'collect_warnings', 'run_data', 'run_preprocess', 'run_train', 'run_align', 'run_affinity', 'run_taxonomy',
-           'run_baselines', 'run_metrics', 'run_figures']
+__all__ = ['log', 'READS', 'DEPENDS', 'RUNNERS', 'stage_key', 'why_stale', 'dependents', 'upstream', 'Run', 'pair_names',
+           'align_method', 'gene_signal', 'label_key', 'label_map', 'orthologs', 'workers', 'gene_table',
+           'capture_warnings', 'collect_warnings', 'run_data', 'run_preprocess', 'run_train', 'run_align',
+           'run_affinity', 'run_taxonomy', 'run_baselines', 'run_metrics', 'run_figures']
 
 # %% ../nbs/11a_stages.ipynb #01875c55
 log = get_logger("stages")
@@ -76,6 +76,16 @@ def dependents(
         if any(d in out for d in DEPENDS.get(s, ())): out.add(s)
     return [s for s in DEPENDS if s in out and s != stage]
 
+def upstream(
+    stage: str,  # stage name
+) -> list[str]:  # in pipeline order
+    "The stages whose files `stage` reads, directly or through other stages."
+    seen, todo = set(), list(DEPENDS.get(stage, ()))
+    while todo:
+        d = todo.pop()
+        if d not in seen: seen.add(d); todo.extend(DEPENDS.get(d, ()))
+    return [s for s in DEPENDS if s in seen]
+
 # %% ../nbs/11a_stages.ipynb #63466a6a
 class Run:
     "A pipeline run folder: validated `config.yaml`, `<stage>/` folders of AnnData, artifacts and metrics, `.done/` markers."
@@ -125,9 +135,10 @@ class Run:
     def stage_key(
         self,
         name: str,  # stage name
+        config: dict | None = None,  # the config to read it with; None: the run's
     ) -> dict:
         "What stage `name` would read now: a hash of each config section in `READS[name]`, the marker id of each stage in `DEPENDS[name]`."
-        return stage_key(self.config, name, {d: (self.done_info(d) or {}).get("id") for d in DEPENDS.get(name, ())})
+        return stage_key(config or self.config, name, {d: (self.done_info(d) or {}).get("id") for d in DEPENDS.get(name, ())})
     def mark_done(
         self,
         name: str,  # stage name
@@ -139,18 +150,24 @@ class Run:
     def stale(
         self,
         name: str,  # stage name
+        config: dict | None = None,  # the config to compare with (e.g. a new one, before it is written); None: the run's
     ) -> str | None:  # the reason, or None
         "Why the finished stage `name` no longer matches the config or its inputs; None when it is current or not finished."
         info = self.done_info(name)
-        return None if info is None else why_stale(info, self.stage_key(name))
+        return None if info is None else why_stale(info, self.stage_key(name, config))
+    def forget(
+        self,
+        name: str,  # stage name
+    ):
+        "Forget stage `name`: its marker and its folder (AnnData, artifacts, checkpoints) go."
+        self.clear_done(name); shutil.rmtree(self.file(name), ignore_errors=True)
     def invalidate_after(
         self,
         name: str,  # a stage that runs (again)
     ) -> list[str]:  # the stages forgotten
         "Forget every stage that reads what `name` writes (directly or through other stages): their markers and folders go."
         gone = [s for s in dependents(name) if self.is_done(s) or self.file(s).exists()]
-        for s in gone:
-            self.clear_done(s); shutil.rmtree(self.file(s), ignore_errors=True)
+        for s in gone: self.forget(s)
         return gone
     def clear_done(
         self,

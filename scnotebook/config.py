@@ -118,6 +118,7 @@ DATASET_SCHEMA = {
     "species": ((str,), ANY),           # required
     "format": ((str, None), None, OneOf(DATASET_FORMATS, other=" (or null: from the file)")),
     "max_cells": ((int, None), None, Range(1)),
+    "options": ((dict, None), None),    # reader options (e.g. `scale` of the built-in atlas_* ids, `chunk_size` of files)
 }
 
 SCHEMA = {

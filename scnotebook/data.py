@@ -19,8 +19,8 @@ from .core import atomic_path, get_logger, local_data, progress, settings
 __all__ = ['log', 'BARON_WHEEL', 'BARON_WHEEL_SHA256', 'BARON_ZIP', 'BARON_ZIP_SHA256', 'BARON_MEMBERS', 'MISSING_LABELS',
            'MBA_TAXONOMY', 'PANCREAS_TAXONOMY', 'ZEISEL_LEVEL1', 'BUILTIN', 'FORMAT_NAMES', 'sha256_file', 'baron_zip',
            'missing_labels', 'baron_pancreas', 'baron_orthologs', 'read_loom', 'read_allen', 'read_baron_csv',
-           'canonical_sparse', 'validate', 'synthetic', 'check_nested', 'taxonomy', 'detect_format', 'subsample',
-           'read_dataset', 'load_datasets']
+           'canonical_sparse', 'validate', 'sample_counts', 'synthetic', 'check_nested', 'taxonomy', 'detect_format',
+           'subsample', 'read_dataset', 'load_datasets']
 
 # %% ../nbs/01_data.ipynb #3bc9ede2
 log = get_logger("data")
@@ -369,6 +369,58 @@ def _solve_libsize(p: np.ndarray, density: float, r: float) -> float:
 
 _SYN_BLOCK = 2048   # cells drawn per block (each block has its own random stream)
 
+def sample_counts(
+    logits: np.ndarray,  # (n_types, n_genes) log expression profile of each type, genes sorted by `module`
+    module: np.ndarray,  # (n_genes,) sorted module id of each gene; the genes of a module share a gamma factor per cell
+    labels: np.ndarray,  # (n_cells,) type index of each cell
+    *,
+    density: float = 0.12,  # expected fraction of non-zero counts, in (0, 1)
+    dispersion: float = 2.0,  # negative-binomial shape r: smaller is noisier
+    seed: int | Sequence[int] = 0,  # seed (or seed sequence) of the draws; block b uses the stream [*seed, b + 1]
+    show_progress: bool | None = None,  # progress bar over blocks of cells
+    desc: str = "counts",  # the progress bar's label
+    n_modules: int | None = None,  # number of modules; None: `module.max() + 1`
+) -> sp.csr_matrix:  # (n_cells, n_genes) float32 counts
+    "Negative-binomial (gamma-Poisson) counts of cells of known types, drawn read by read in blocks: cost grows with the non-zeros."
+    T, p = logits.shape; n = len(labels); M = int(n_modules) if n_modules else int(module.max()) + 1 if p else 1
+    key = [int(x) for x in np.atleast_1d(seed)]
+    prof = np.exp(logits - logits.max(1, keepdims=True)); prof /= prof.sum(1, keepdims=True)  # (T, p)
+    bounds = np.searchsorted(module, np.arange(M + 1))                                     # module starts
+    C = np.cumsum(prof, 1); C[:, -1] = 1.0
+    Cext = np.concatenate([np.zeros((T, 1)), C], 1)
+    lo_ = Cext[:, bounds[:-1]]; hi_ = Cext[:, bounds[1:]]; del Cext                         # (T, M) cum bounds
+    W = hi_ - lo_
+    used = np.unique(labels)
+    libs = np.zeros(T); libs[used] = [_solve_libsize(prof[t], density, dispersion) for t in used]
+    del prof
+    flat = (C + np.arange(T)[:, None]).ravel(); del C                                       # type t lives in [t, t+1]
+    blocks = []
+    for bi, c0 in enumerate(progress(range(0, n, _SYN_BLOCK), desc=desc, disable=None if show_progress else True, leave=False)):
+        t = labels[c0:c0 + _SYN_BLOCK]; B = len(t)
+        srng = np.random.default_rng([*key, bi + 1])      # one stream per block of cells
+        Lc = libs[t] * srng.lognormal(0, 0.25, B)
+        G = srng.gamma(dispersion, 1 / dispersion, (B, M))
+        cnt = srng.poisson(Lc[:, None] * W[t] * G)
+        k = cnt.ravel(); segs = np.flatnonzero(k); kk = k[segs]                             # reads per (cell, module)
+        # sorted uniforms per segment from exponential spacings: genes come out sorted, no sort needed
+        ends = np.cumsum(kk + 1) - 1; cs = np.cumsum(srng.standard_exponential(int(ends[-1]) + 1 if len(ends) else 0))
+        base = np.concatenate([[0.0], cs])[ends - kk]; keep = np.ones(len(cs), bool); keep[ends] = False
+        rep = np.repeat(np.arange(len(segs)), kk)
+        frac = (cs[keep] - base[rep]) / (cs[ends] - base)[rep]; del cs, keep
+        cell, mod = segs[rep] // M, segs[rep] % M; del rep
+        tt = t[cell]
+        g = np.searchsorted(flat, lo_[tt, mod] + frac * W[tt, mod] + tt, side="left") - tt * p; del frac
+        g = np.clip(g, bounds[mod], bounds[mod + 1] - 1)
+        keys = cell.astype(np.int64) * p + g; del g, tt, mod, cell
+        first = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if len(keys) else np.zeros(0, np.int64)
+        uk = keys[first]; c = np.diff(np.append(first, len(keys))); del keys
+        rows = (uk // p).astype(np.int64)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=B))])
+        blocks.append(sp.csr_matrix((c.astype(np.float32), (uk % p).astype(np.int32), indptr), shape=(B, p)))
+        del uk, c, rows
+    if not blocks: return sp.csr_matrix((0, p), dtype=np.float32)
+    return sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
+
 def synthetic(
     n_cells: int | Sequence[int] = 500,  # cells per species (one number, or one per species)
     n_genes: int | Sequence[int] = 1000,  # genes per species (one number, or one per species), at least 10
@@ -428,41 +480,9 @@ def synthetic(
         M = n_modules or max(4, min(200, p // 50))
         module = srng.integers(0, M, p); order = np.argsort(module, kind="stable")  # module-sorted gene order
         logits, module, gnames_sorted = logits[:, order], module[order], np.array(gnames)[order]
-        prof = np.exp(logits - logits.max(1, keepdims=True)); prof /= prof.sum(1, keepdims=True)  # (T, p)
-        bounds = np.searchsorted(module, np.arange(M + 1))                                     # module starts
-        C = np.cumsum(prof, 1); C[:, -1] = 1.0
-        Cext = np.concatenate([np.zeros((T, 1)), C], 1)
-        lo_ = Cext[:, bounds[:-1]]; hi_ = Cext[:, bounds[1:]]                                  # (T, M) cum bounds
-        W = hi_ - lo_
-        libs = np.array([_solve_libsize(prof[t], density, dispersion) for t in range(T)])
-        flat = (C + np.arange(T)[:, None]).ravel()                                              # type t lives in [t, t+1]
         labels = srng.choice(T, size=n, p=props)
-        blocks = []
-        for bi, c0 in enumerate(progress(range(0, n, _SYN_BLOCK), desc=f"synthetic {s}", disable=None if show_progress else True, leave=False)):
-            t = labels[c0:c0 + _SYN_BLOCK]; B = len(t)
-            srng = np.random.default_rng([seed, si + 1, bi + 1])      # one stream per block of cells
-            Lc = libs[t] * srng.lognormal(0, 0.25, B)
-            G = srng.gamma(dispersion, 1 / dispersion, (B, M))
-            cnt = srng.poisson(Lc[:, None] * W[t] * G)
-            k = cnt.ravel(); segs = np.flatnonzero(k); kk = k[segs]                             # reads per (cell, module)
-            # sorted uniforms per segment from exponential spacings: genes come out sorted, no sort needed
-            ends = np.cumsum(kk + 1) - 1; cs = np.cumsum(srng.standard_exponential(int(ends[-1]) + 1 if len(ends) else 0))
-            base = np.concatenate([[0.0], cs])[ends - kk]; keep = np.ones(len(cs), bool); keep[ends] = False
-            rep = np.repeat(np.arange(len(segs)), kk)
-            frac = (cs[keep] - base[rep]) / (cs[ends] - base)[rep]; del cs, keep
-            cell, mod = segs[rep] // M, segs[rep] % M; del rep
-            tt = t[cell]
-            g = np.searchsorted(flat, lo_[tt, mod] + frac * W[tt, mod] + tt, side="left") - tt * p; del frac
-            g = np.clip(g, bounds[mod], bounds[mod + 1] - 1)
-            keys = cell.astype(np.int64) * p + g; del g, tt, mod, cell
-            first = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if len(keys) else np.zeros(0, np.int64)
-            uk = keys[first]; c = np.diff(np.append(first, len(keys))); del keys
-            rows = (uk // p).astype(np.int64)
-            indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=B))])
-            blocks.append(sp.csr_matrix((c.astype(np.float32), (uk % p).astype(np.int32), indptr), shape=(B, p)))
-            del uk, c, rows
-        X = sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
-        del blocks
+        X = sample_counts(logits, module, labels, density=density, dispersion=dispersion, seed=(seed, si + 1),
+                          show_progress=show_progress, desc=f"synthetic {s}", n_modules=M)
         var_names = gnames_sorted   # genes in module order: a random order, different in each species
         shared_mask = np.array([not str(x).startswith(f"{s[:3].upper()}_") for x in gnames_sorted])
         obs = pd.DataFrame({"cell_type": pd.Categorical(np.array(types)[labels], categories=types),
@@ -583,7 +603,7 @@ def taxonomy(
     raise ValueError(f"unknown taxonomy {name!r}: expected 'mouse_brain_atlas', 'pancreas', 'zeisel2015', a CSV path or a synthetic AnnData")
 
 # %% ../nbs/01_data.ipynb #9ab4cdea
-BUILTIN = ("baron_human", "baron_mouse", "synthetic_human", "synthetic_mouse")
+BUILTIN = ("baron_human", "baron_mouse", "synthetic_human", "synthetic_mouse", "atlas_mouse", "atlas_human")
 
 def detect_format(
     path: str | os.PathLike,  # a built-in id (`BUILTIN`), a file or a folder
@@ -659,7 +679,7 @@ def read_dataset(
     unique_genes: bool = True,  # make duplicated gene names unique (-1, -2, ... suffixes)
     format: str | None = None,  # `'builtin'`, `'h5ad'`, `'loom'`, `'allen'` or `'baron_csv'`; None: `detect_format`
     name: str | None = None,  # the dataset's name in messages (the config's key, e.g. `'human'`)
-    **reader_kw,  # `chunk_size`/`dtype` for the file readers; `synthetic` options for `synthetic_*` ids
+    **reader_kw,  # `chunk_size`/`dtype` for the file readers; `synthetic` options for `synthetic_*` ids, `atlas_dataset` options for `atlas_*`
 ) -> ad.AnnData:  # counts (CSR when sparse) with `obs['cell_type']`, `obs['species']`
     "Read a dataset (built-in id, h5ad, loom, Allen folder or GEO Baron CSV) with `obs['cell_type']`/`obs['species']`."
     s = str(path); what = f"dataset {name!r}: " if name else ""
@@ -673,6 +693,9 @@ def read_dataset(
     if fmt == "builtin":
         sp_name = s.split("_", 1)[1]
         if s.startswith("baron"): a = baron_pancreas(species=(sp_name,))[sp_name]
+        elif s.startswith("atlas"):
+            from scnotebook.atlas import atlas_dataset
+            a = atlas_dataset(sp_name, **reader_kw)
         else:
             a = synthetic(**{"n_cells": 500, "n_genes": 1000, "seed": 0, **reader_kw}, species=("human", "mouse"))[sp_name]
     else:
@@ -707,7 +730,7 @@ def read_dataset(
 
 # %% ../nbs/01_data.ipynb #7cbe0125
 def load_datasets(
-    datasets: dict,  # the config's `datasets`: name -> {source, label_key, species, max_cells, format}
+    datasets: dict,  # the config's `datasets`: name -> {source, label_key, species, max_cells, format, options}
     *,
     seed: int = 0,  # seed of the subsamples
 ) -> tuple[dict[str, ad.AnnData], dict]:  # (name -> AnnData, name -> `validate` report + cell_types)
@@ -715,7 +738,8 @@ def load_datasets(
     adatas, metrics = {}, {}
     for name, d in datasets.items():
         a = read_dataset(d["source"], label_key=d.get("label_key"), species=d.get("species"),
-                         max_cells=d.get("max_cells"), seed=seed, format=d.get("format"), name=name)
+                         max_cells=d.get("max_cells"), seed=seed, format=d.get("format"), name=name,
+                         **(d.get("options") or {}))
         metrics[name] = validate(a, label_key="cell_type" if "cell_type" in a.obs else None, name=name)
         metrics[name]["cell_types"] = {str(k): int(v) for k, v in a.obs["cell_type"].value_counts().items()} if "cell_type" in a.obs else {}
         adatas[name] = a

@@ -87,6 +87,14 @@ def upstream(
     return [s for s in DEPENDS if s in seen]
 
 # %% ../nbs/11a_stages.ipynb #63466a6a
+def _read_without_x(path) -> "ad.AnnData":
+    "An h5ad file's `obs`, `var`, `obsm` and `uns`, without its (large) `X`."
+    import anndata as ad, h5py
+    from anndata.io import read_elem
+    with h5py.File(path, "r") as f:
+        part = {k: read_elem(f[k]) for k in ("obs", "var", "obsm", "uns") if k in f}
+    return ad.AnnData(**part)
+
 class Run:
     "A pipeline run folder: validated `config.yaml`, `<stage>/` folders of AnnData, artifacts and metrics, `.done/` markers."
     def __init__(
@@ -216,8 +224,9 @@ class Run:
         stage: str,  # stage folder to read
         *,
         required: bool = True,  # raise when a dataset is missing (else skip it)
+        x: bool = True,  # read the counts matrix `X` too; False: `obs`, `var`, `obsm` and `uns` only (no `X`)
     ) -> dict:
-        "The AnnData of every configured dataset written by `stage`, as {name: AnnData}."
+        "The AnnData of every configured dataset written by `stage`, as {name: AnnData}.\n\n        A stage that needs only the embeddings reads them with `x=False`: at atlas scale `X` is gigabytes."
         import anndata as ad
         out = {}
         for name in self.config["datasets"]:
@@ -225,16 +234,18 @@ class Run:
             if not p.exists():
                 if required: raise FileNotFoundError(f"{p} does not exist: stage {stage!r} has not written dataset {name!r}")
                 continue
-            out[name] = ad.read_h5ad(p)
+            out[name] = ad.read_h5ad(p) if x else _read_without_x(p)
         return out
 
     def latest_adatas(
         self,
         stages: list[str],  # stages to look in, in pipeline order
+        *,
+        x: bool = True,  # read `X` too (see `read_adatas`)
     ) -> tuple[str, dict]:
         "The AnnData of the last stage among `stages` (in order) that wrote all datasets."
         for st in reversed(stages):
-            if all(self.file(st, f"{n}.h5ad").exists() for n in self.config["datasets"]): return st, self.read_adatas(st)
+            if all(self.file(st, f"{n}.h5ad").exists() for n in self.config["datasets"]): return st, self.read_adatas(st, x=x)
         raise FileNotFoundError(f"none of the stages {stages} has written the datasets in {self.path}")
 
     def write_adatas(
@@ -467,7 +478,7 @@ def _cross_species(run: Run, out: Path, *, align_stage: str = "05_align", use_re
         reason = f"{align_stage} has not run (no {align_stage}/metrics.json naming source and target): no shared space"
         log.info(f"cross-species affinity skipped: {reason}"); return {"skipped": reason}
     src, tgt = am["source"], am["target"]
-    adatas = run.read_adatas(align_stage, required=False)
+    adatas = run.read_adatas(align_stage, required=False, x=False)
     missing = [n for n in (src, tgt) if n not in adatas or use_rep not in adatas[n].obsm]
     if missing:
         reason = f"{align_stage} wrote no obsm[{use_rep!r}] for {missing}"
@@ -519,7 +530,7 @@ def run_affinity(
     from scnotebook.affinity import (wasserstein_affinity, write_affinity, load_taxonomy, affinity_agreement, plot_affinity,
                                      drop_small_types)
     run = Run.of(run); cfg = run.config; ev = cfg["evaluation"]
-    adatas = run.read_adatas(in_stage); out = run.stage(out_stage)
+    adatas = run.read_adatas(in_stage, x=False); out = run.stage(out_stage)
     metrics = {"method": ev["affinity_method"], "max_cells": ev["affinity_max_cells"],
                "normalize": ev["affinity_normalize"], "n_projections": ev["affinity_projections"], "datasets": {}}
     for name, a in adatas.items():
@@ -566,7 +577,7 @@ def run_taxonomy(
         reason = "no taxonomy configured (evaluation.taxonomy and evaluation.taxonomy_dataset)"
         log.info(f"07_taxonomy skipped: {reason}")
         run.save_metrics(out_stage, {"skipped": reason}); return {"skipped": reason}
-    a = run.read_adatas(in_stage)[name]
+    a = run.read_adatas(in_stage, x=False)[name]
     rep = "X_scn" if "X_scn" in a.obsm else "X_intense"
     key = label_key(a, cfg, name)
     a, dropped = drop_small_types(drop_unlabelled(a, key, name), key)   # unlabelled cells: left out, counted in the log
@@ -628,7 +639,8 @@ def run_metrics(
     sname, tname = pair_names(cfg)
     source, target = adatas[sname], adatas[tname]
     use_rep = ac["use_rep"]
-    raw = run.read_adatas("01_data", required=False) if run.file("01_data").is_dir() else {}
+    orth = orthologs(cfg, sname, tname)   # the raw counts serve the 'orthologs' row only: read them only for it
+    raw = run.read_adatas("01_data", required=False) if orth is not None and run.file("01_data").is_dir() else {}
     # the method 05_align fitted (same embedding, seed and settings) is evaluated from its result, not fitted again
     m05 = run.metrics("05_align") or {}
     aligned = "X_scn_aligned" in source.obsm and "X_scn_aligned" in target.obsm
@@ -643,7 +655,7 @@ def run_metrics(
     df = compare_methods(source, target, use_rep=use_rep, label_key="cell_type", label_map=label_map(cfg, sname, tname),
                          methods=methods, method_options={m: adv for m in ("paper", "muse", "muse_gw")},
                          k=ev["knn_k"], seeds=[seed], epochs=ac["epochs"], restarts=ac["restarts"],
-                         orthologs=orthologs(cfg, sname, tname), gene_table=gene_table(cfg, sname, tname),
+                         orthologs=orth, gene_table=gene_table(cfg, sname, tname),
                          raw_source=raw.get(sname), raw_target=raw.get(tname), extra_reps=extra, device=run.device(),
                          n_jobs=workers(run))
     if reuse:
@@ -675,7 +687,7 @@ def run_figures(
     from scnotebook.figures import figure3, figure4, figure5
     run = Run.of(run); cfg = run.config; ev = cfg["evaluation"]
     fmts = cfg["figures"]["formats"]; out = run.stage(out_stage); written = {}
-    src, adatas = run.latest_adatas(["04_train", "05_align", "08_baselines"])
+    src, adatas = run.latest_adatas(["04_train", "05_align", "08_baselines"], x=False)
     key = "cell_type"
     names = list(adatas)
     lm = label_map(cfg, *pair_names(cfg)) if len(names) > 1 else ev["label_map"]

@@ -5,6 +5,10 @@ preprocessing). CUDA (when a GPU is visible): cells/s and model FLOP utilisation
 (about 300M parameters) in bf16 at batch 1024, with and without torch.compile.
 
     python bench/train_throughput.py [--threads 2] [--steps 40] [--cells 4000] [--skip-cpu] [--gpu-steps 30]
+    python bench/train_throughput.py --sizes 160796 25000 --presets small --steps 200   # the atlas's shapes, in memory
+
+`--sizes` gives each dataset's cell count (the atlas pair: 160,796 mouse and 25,000 human cells), so the figure can
+be set beside stage 04_train's `cells_per_s` on the same shapes read from the run folder.
 """
 import argparse, time
 
@@ -21,12 +25,12 @@ PEAK_BF16 = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12
              "A10": 125e12, "B200": 2250e12, "RTX 4090": 165e12, "A6000": 155e12}
 
 
-def synthetic_intense(n_cells, dim=1200, seed=0):
-    "Two datasets with PCA-like columns (decaying variance) in obsm['X_intense']."
+def synthetic_intense(n_cells, dim=1200, seed=0, sizes=None):
+    "Two datasets with PCA-like columns (decaying variance) in obsm['X_intense']; `sizes`: cells of each (default half each)."
     r = np.random.default_rng(seed)
     out = {}
     for k, name in enumerate(["human", "mouse"]):
-        n = n_cells // 2
+        n = n_cells // 2 if sizes is None else sizes[k]
         a = ad.AnnData(np.zeros((n, 1), dtype=np.float32))
         a.obsm["X_intense"] = (r.normal(size=(n, dim)) * 30 / np.sqrt(np.arange(1, dim + 1))).astype(np.float32)
         out[name] = a
@@ -50,6 +54,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--cells", type=int, default=4000)
+    ap.add_argument("--sizes", type=int, nargs=2, default=None, metavar=("N1", "N2"), help="cells of each dataset (overrides --cells)")
+    ap.add_argument("--presets", nargs="+", default=["tiny", "small"])
     ap.add_argument("--skip-cpu", action="store_true")
     ap.add_argument("--gpu-steps", type=int, default=30)
     ap.add_argument("--gpu-batch", type=int, default=1024)
@@ -59,9 +65,10 @@ def main():
 
     if not args.skip_cpu:
         torch.set_num_threads(args.threads)
-        adatas = synthetic_intense(args.cells)
-        print(f"\nCPU ({args.threads} threads), {args.cells} cells x 1200 dims, 2 datasets, fp32")
-        for preset in ("tiny", "small"):
+        adatas = synthetic_intense(args.cells, sizes=args.sizes)
+        shape = " + ".join(f"{a.n_obs:,}" for a in adatas.values())
+        print(f"\nCPU ({args.threads} threads), {shape} cells x 1200 dims in memory, 2 datasets, fp32")
+        for preset in args.presets:
             model, cps = timed_fit(adatas, args.steps, 5, preset=preset, device="cpu", epochs=100)
             cfg = get_config(preset)
             gflops = cps * flops_per_cell(cfg, 1200) / 1e9

@@ -342,15 +342,22 @@ def refine(
     *,
     n_iter: int = 5,  # Procrustes rounds
     csls_k: int = 10,  # neighbours of CSLS
-    seed: int = 0,  # seed of the criterion sample
+    seed: int = 0,  # seed of the criterion sample and of the dictionary sample
+    max_cells: int | None = 20_000,  # cells per side the dictionary is induced from at most (seeded sample); None: all
 ) -> tuple[np.ndarray, float, pd.DataFrame]:  # (best W by the criterion, its criterion, history)
     "Refine W by Procrustes on mutual CSLS neighbours, `n_iter` times; keeps the best W by the criterion."
     _check_num("n_iter", n_iter, 0, integer=True)
+    if max_cells is not None: _check_num("max_cells", max_cells, 2, integer=True)
+    rng = np.random.default_rng(seed)
+    def sample(X):   # the rows the dictionary is drawn from: all of them up to max_cells
+        if max_cells is None or len(X) <= max_cells: return X
+        return X[np.sort(rng.choice(len(X), max_cells, replace=False))]
+    Ds, Dt = sample(Xs), sample(Xt)
     best_W, best = W, selection_criterion(Xs @ W.T, Xt, csls_k, seed=seed); hist = [{"iteration": 0, "criterion": best, "pairs": np.nan}]
     for it in range(1, n_iter + 1):
-        i, j = mutual_csls_pairs(Xs @ W.T, Xt, csls_k)
+        i, j = mutual_csls_pairs(Ds @ W.T, Dt, csls_k)
         if len(i) < 2: break
-        W = procrustes(Xs[i], Xt[j]); c = selection_criterion(Xs @ W.T, Xt, csls_k, seed=seed)
+        W = procrustes(Ds[i], Dt[j]); c = selection_criterion(Xs @ W.T, Xt, csls_k, seed=seed)
         hist.append({"iteration": it, "criterion": c, "pairs": len(i)})
         if c > best: best, best_W = c, W
     return best_W, float(best), pd.DataFrame(hist)

@@ -105,9 +105,16 @@ class Saucie(nn.Module):
         z = self.encoder(x)
         h = torch.sigmoid(self.cluster_layer(self.decoder_body(z)))
         return {"z": z, "code": h, "recon": self.out(h)}
-    def clusters(self, x) -> np.ndarray:
+    @torch.no_grad()
+    def clusters(
+        self,
+        x,  # cells x features (tensor or array), scaled as for training
+        batch_size: int = 16384,  # cells per forward pass
+    ) -> np.ndarray:
         "Cluster id of every row: the index of its binarised clustering-layer code among the distinct codes."
-        with torch.no_grad(): codes = (self.forward(x)["code"] > 0.5).cpu().numpy()
+        dev = next(self.parameters()).device
+        codes = np.concatenate([(self.forward(torch.as_tensor(x[i:i + batch_size], dtype=torch.float32).to(dev))["code"] > 0.5)
+                                .cpu().numpy() for i in range(0, len(x), batch_size)])
         return np.unique(codes, axis=0, return_inverse=True)[1].ravel()
     def loss(self, x, out, *, batch: torch.Tensor | None = None, **_):
         rec = ((out["recon"] - x) ** 2).mean()
@@ -179,6 +186,39 @@ def embed_module(
     return np.concatenate([module.embed(Xt[i:i + batch_size].to(dev)).cpu().numpy() for i in range(0, len(Xt), batch_size)])
 
 # %% ../nbs/08_baselines.ipynb #7d5ce148
+def _mean_scale(
+    X: np.ndarray,  # cells x dims, float32
+    chunk: int = 16384,  # rows per step
+) -> tuple[np.ndarray, float]:
+    "Column means and the standard deviation of all entries of `X` (as `X.std()`), accumulated in float64 a chunk of rows at a time."
+    mu = X.mean(0, dtype=np.float64); g = mu.mean()   # the overall mean: every column has every cell
+    ss = sum(float(np.square(X[i:i + chunk] - g).sum()) for i in range(0, len(X), chunk))
+    return mu, (float(np.sqrt(ss / X.size)) or 1.0)
+
+def _standardize(
+    X: np.ndarray,  # cells x dims
+    mu: np.ndarray,  # column means
+    scale: float,  # one global scale
+    chunk: int = 16384,  # rows per step
+) -> np.ndarray:
+    "`(X - mu) / scale` as float32, a chunk of rows at a time (no float64 copy of `X`)."
+    out = np.empty(X.shape, np.float32)
+    for i in range(0, len(X), chunk): out[i:i + chunk] = (X[i:i + chunk] - mu) / scale
+    return out
+
+def _training_cells(
+    adata,  # the AnnData being embedded
+    max_cells: int,  # cells to keep
+    label_key: str | None,  # obs column to stratify by; None or absent: uniform
+    seed: int,  # seed of the subsample
+) -> np.ndarray:
+    "Sorted row indices of a seeded subsample of `max_cells` cells (`scnotebook.data.subsample`: stratified, proportional)."
+    import anndata as ad
+    from scnotebook.data import subsample
+    key = label_key if label_key is not None and label_key in adata.obs else None
+    obs = pd.DataFrame({"k": adata.obs[key].to_numpy() if key else 0}, index=np.arange(adata.n_obs).astype(str))
+    return np.sort(subsample(ad.AnnData(obs=obs), max_cells, key="k" if key else None, seed=seed).obs_names.astype(int))
+
 BASELINES = {"pca": "X_pca", "saucie": "X_saucie", "ae": "X_ae", "autoencoder": "X_ae", "vae": "X_vae"}
 DEFAULT_COMPONENTS = {"pca": 50, "saucie": 2, "ae": 32, "vae": 32}
 DEFAULT_HIDDEN = {"saucie": (256, 128, 64), "ae": (256, 128), "vae": (256, 128)}
@@ -197,6 +237,8 @@ def embed_baseline(
     batch_size: int = 128,  # cells per step
     lr: float = 1e-3,  # Adam learning rate
     batch_key: str | None = None,  # obs column of batches for SAUCIE's MMD; None: none
+    max_cells: int | None = 50_000,  # atlas scale above it: float32, `covariance_eigh` PCA, training on a stratified subsample of this size; None: never
+    label_key: str | None = "cell_type",  # obs column that stratifies that subsample; None or absent: uniform
     copy: bool = False,  # work on a copy and return it
     show_progress: bool | None = None,  # progress bar over epochs
     **module_kwargs,  # more arguments of the module (e.g. `beta`, `lambda_c`)
@@ -205,8 +247,12 @@ def embed_baseline(
     m = str(method).lower()
     if m not in BASELINES: raise ValueError(f"unknown baseline {method!r}: expected one of {sorted(BASELINES)}")
     m = "ae" if m == "autoencoder" else m
+    if max_cells is not None and max_cells < 3: raise ValueError(f"max_cells must be at least 3 (or None), got {max_cells}")
     if copy: adata = adata.copy()
-    use_rep = default_rep(adata, use_rep); X = obsm_matrix(adata, use_rep, dtype=np.float64)
+    use_rep = default_rep(adata, use_rep)
+    n = adata.n_obs
+    large = max_cells is not None and n > max_cells     # atlas scale: float32, covariance PCA, training subsample
+    X = obsm_matrix(adata, use_rep, dtype=np.float32 if large else np.float64)
     if len(X) < 3: raise ValueError(f"need at least 3 cells to fit a baseline, got {len(X)}")
     key = key_added or BASELINES[m]
     k = n_components or DEFAULT_COMPONENTS[m]
@@ -217,14 +263,18 @@ def embed_baseline(
         if k > min(X.shape):
             log.warning(f"PCA: n_components={k} > min(cells, dims)={min(X.shape)} of {use_rep!r}; using {min(X.shape)}")
             k = info["n_components"] = min(X.shape)
-        pca = PCA(n_components=k, svd_solver="full", random_state=seed)
-        E = pca.fit_transform(X - X.mean(0))
+        solver = "covariance_eigh" if large else "full"
+        pca = PCA(n_components=k, svd_solver=solver, random_state=seed)
+        E = pca.fit_transform(X - (X.mean(0, dtype=np.float64).astype(X.dtype) if large else X.mean(0)))
+        if large: info.update(svd_solver=solver, n_cells=int(n), max_cells=int(max_cells))
         info["explained_variance_ratio"] = [float(v) for v in pca.explained_variance_ratio_]
     else:
         if batch_key is not None and batch_key not in adata.obs:
             raise KeyError(f"batch_key={batch_key!r} is not a column of adata.obs (columns: {list(adata.obs.columns)})")
-        scale = float(X.std()) or 1.0
-        Xs = ((X - X.mean(0)) / scale).astype(np.float32)
+        if large: mu, scale = _mean_scale(X)
+        else: mu = X.mean(0); scale = float(X.std()) or 1.0
+        Xs = _standardize(X, mu, scale) if large else ((X - mu) / scale).astype(np.float32)
+        train = _training_cells(adata, max_cells, label_key, seed) if large else None
         seed_everything(seed)
         cls = {"saucie": Saucie, "ae": Autoencoder, "vae": VAE}[m]
         kw = dict(module_kwargs)
@@ -232,12 +282,18 @@ def embed_baseline(
         mod = cls(X.shape[1], n_embed=k, **kw) if m == "saucie" else cls(X.shape[1], n_latent=k, **kw)
         batches = None if batch_key is None else adata.obs[batch_key].to_numpy()
         if batches is not None and pd.Series(batches).nunique() < 2: batches = None
-        hist = fit_module(mod, Xs, epochs=epochs, batch_size=batch_size, lr=lr, batches=batches, device=device,
+        if train is not None:
+            info.update(n_train=int(len(train)), n_cells=int(n), max_cells=int(max_cells),
+                        stratified_by=label_key if label_key is not None and label_key in adata.obs else None)
+            log.info(f"{m}: training on {len(train):,} of {n:,} cells (max_cells={max_cells:,}, "
+                     f"{'stratified by ' + repr(label_key) if info['stratified_by'] else 'uniform'}); embedding all")
+        hist = fit_module(mod, Xs if train is None else Xs[train], epochs=epochs, batch_size=batch_size, lr=lr,
+                          batches=batches if train is None or batches is None else batches[train], device=device,
                           seed=seed, show_progress=show_progress)
         E = embed_module(mod, Xs, device=device)
         info.update(epochs=int(epochs), batch_size=batch_size, lr=lr, input_scale=scale, batch_key=batch_key,
                     hidden=[int(h) for h in (hidden or DEFAULT_HIDDEN[m])], final_loss=hist[-1] if hist else {})
-        if m == "saucie": adata.obs[f"{key}_cluster"] = pd.Categorical(mod.clusters(torch.as_tensor(Xs).to(get_device(device))).astype(str))
+        if m == "saucie": adata.obs[f"{key}_cluster"] = pd.Categorical(mod.clusters(Xs).astype(str))
     adata.obsm[key] = np.asarray(E, np.float32)
     adata.uns.setdefault("scnotebook", {}).setdefault("baselines", {})[key] = {k_: v for k_, v in info.items() if v is not None}
     return adata
@@ -262,9 +318,9 @@ def embed_baselines(
     jobs = [(n, m) for n in adatas for m in methods]
     for m in methods:
         if str(m).lower() not in BASELINES: raise ValueError(f"unknown baseline {m!r}: expected one of {sorted(BASELINES)}")
-    def slim(a):
-        bk = kwargs.get("batch_key")
-        return ad.AnnData(obs=a.obs[[bk]] if bk in a.obs else pd.DataFrame(index=a.obs_names), obsm={use_rep: a.obsm[use_rep]})
+    cols = list(dict.fromkeys(c for c in (kwargs.get("batch_key"), kwargs.get("label_key", "cell_type")) if c is not None))
+    def slim(a):   # what a baseline reads: the input, SAUCIE's batches, the labels that stratify a training subsample
+        return ad.AnnData(obs=a.obs[[c for c in cols if c in a.obs]], obsm={use_rep: a.obsm[use_rep]})
     kw = dict(kwargs, use_rep=use_rep)
     if n_jobs > 1 and len(jobs) > 1:
         from joblib import Parallel, delayed

@@ -167,14 +167,17 @@ SCHEMA = {
         "affinity_projections": ((int,), 200, Range(1)),   # directions of the sliced method
         "bootstrap": ((int,), 100, Range(0)),
         "knn_k": ((int,), 15, Range(1)),
+        "max_cells": ((int, None), 50_000, Range(1)),   # cells kNN transfer scores / logistic regression learns from at most (stratified sample); null: all
     },
     "baselines": {
         "methods": ((list,), ["pca", "saucie", "autoencoder", "vae"], OneOf(BASELINES)),
         "epochs": ((int,), 30, Range(1)),
+        "max_cells": ((int, None), 50_000, Range(3)),   # above: trained on a stratified sample of this size, every cell embedded; null: all
     },
     "figures": {
         "formats": ((list,), ["png", "pdf"], OneOf(FIGURE_FORMATS)),
         "umap": ((bool,), True),
+        "umap_max_cells": ((int, None), 50_000, Range(2)),   # cells drawn in each UMAP panel at most (stratified sample); null: all
     },
 }
 

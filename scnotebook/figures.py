@@ -13,8 +13,11 @@ import pandas as pd
 
 from .core import get_logger, obsm_matrix, save_figure, seed_everything
 
+log = get_logger("figures")
+
+
 # %% auto #0
-__all__ = ['FIG3_PANELS', 'paper_umap', 'figure3', 'save_figures', 'figure4', 'figure5']
+__all__ = ['log', 'FIG3_PANELS', 'paper_umap', 'figure3', 'save_figures', 'figure4', 'figure5']
 
 # %% ../nbs/10_figures.ipynb #3a2a4d8d
 def paper_umap(
@@ -24,6 +27,7 @@ def paper_umap(
     n_umap: int = 10,  # UMAP dimensions
     n_neighbors: int = 15,  # UMAP's neighbours
     seed: int = 0,  # seed of PCA and UMAP
+    n_epochs: int | None = None,  # UMAP's optimisation epochs; None: UMAP's default (500 up to 10,000 cells, 200 above)
 ) -> np.ndarray:  # n x 2
     "PCA to `n_pcs`, UMAP to `n_umap` dimensions, and the first two of them (the paper's visualisation)."
     from sklearn.decomposition import PCA
@@ -34,7 +38,8 @@ def paper_umap(
     k = min(n_pcs, X.shape[1], len(X) - 1)
     Z = PCA(n_components=k, random_state=seed).fit_transform(X) if k < X.shape[1] else X - X.mean(0)
     m = min(n_umap, len(X) - 2)
-    u = umap.UMAP(n_components=max(2, m), n_neighbors=min(n_neighbors, len(X) - 1), random_state=seed, n_jobs=1)
+    u = umap.UMAP(n_components=max(2, m), n_neighbors=min(n_neighbors, len(X) - 1), random_state=seed, n_jobs=1,
+                  n_epochs=n_epochs)
     return u.fit_transform(Z)[:, :2]
 
 # %% ../nbs/10_figures.ipynb #5853064e
@@ -62,6 +67,19 @@ def _scatter(ax, xy, values, title, max_legend=30, s=4):
     if len(cats.categories) <= max_legend:
         ax.legend(markerscale=3, fontsize=6, frameon=False, loc="center left", bbox_to_anchor=(1, 0.5))
 
+def _panel_cells(
+    labels: np.ndarray,  # cell type of every stacked cell
+    datasets: np.ndarray,  # dataset of every stacked cell
+    max_cells: int,  # cells to keep
+    seed: int,  # seed of the subsample
+) -> np.ndarray:
+    "Sorted rows of a seeded subsample of `max_cells` cells, stratified by (dataset, cell type) (`scnotebook.data.subsample`)."
+    import anndata as ad
+    from scnotebook.data import subsample
+    obs = pd.DataFrame({"k": pd.Series(datasets).astype(str) + "|" + pd.Series(labels).astype(str)}).set_index(
+        pd.RangeIndex(len(labels)).astype(str))
+    return np.sort(subsample(ad.AnnData(obs=obs), max_cells, key="k", seed=seed).obs_names.astype(int))
+
 FIG3_PANELS = {"a": ("X_scn", "Transformer"), "b": ("X_pca", "PCA"), "c": ("X_saucie", "SAUCIE"),
                "d": ("X_scn_aligned", "Transformer, aligned")}
 
@@ -73,6 +91,8 @@ def figure3(
     label_map: dict | str | None = None,  # dict or `LABEL_MAPS` name: one name and colour per type across species
     seed: int = 0,  # seed of the UMAPs
     n_jobs: int = 1,  # processes for the UMAPs (seeded: the same figure)
+    max_cells: int | None = 50_000,  # cells drawn per panel at most (stratified subsample, same cells in every panel); None: all
+    n_epochs: int | None = None,  # UMAP's epochs; None: UMAP's default (200 above 10,000 cells)
     save: str | os.PathLike | None = None,  # path stem: `<save>.<format>` for every format; None: not saved
     formats: Sequence[str] = ("png", "pdf"),  # file formats when saving
 ):
@@ -81,10 +101,19 @@ def figure3(
     panels = dict(panels or FIG3_PANELS)
     stacks = {tag: _stack(adatas, rep, label_key, label_map) for tag, (rep, _) in panels.items()}
     todo = [tag for tag, st in stacks.items() if st is not None]
+    n = len(stacks[todo[0]][0]) if todo else 0
+    caption = None
+    if max_cells is not None and n > max_cells:   # the same seeded, stratified cells in every panel
+        keep = _panel_cells(*stacks[todo[0]][1:], max_cells, seed)
+        stacks = {t: None if st is None else tuple(v[keep] for v in st) for t, st in stacks.items()}
+        caption = (f"UMAPs of a subsample: {len(keep):,} of {n:,} cells (max_cells={max_cells:,}, seed {seed}), "
+                   "stratified by dataset and cell type")
+        log.info(f"figure3: {caption}")
     if n_jobs > 1 and len(todo) > 1:
         from joblib import Parallel, delayed
-        xys = Parallel(n_jobs=min(n_jobs, len(todo)), backend="loky")(delayed(paper_umap)(stacks[t][0], seed=seed) for t in todo)
-    else: xys = [paper_umap(stacks[t][0], seed=seed) for t in todo]
+        xys = Parallel(n_jobs=min(n_jobs, len(todo)), backend="loky")(delayed(paper_umap)(stacks[t][0], seed=seed, n_epochs=n_epochs)
+                                                                          for t in todo)
+    else: xys = [paper_umap(stacks[t][0], seed=seed, n_epochs=n_epochs) for t in todo]
     xys = dict(zip(todo, xys))
     fig, axes = plt.subplots(len(panels), 2, figsize=(11, 4 * len(panels)), squeeze=False)
     for (tag, (rep, title)), row in zip(panels.items(), axes):
@@ -98,6 +127,7 @@ def figure3(
         _scatter(row[0], xy, lab, f"({tag}) {title}: cell type")
         _scatter(row[1], xy, ds, f"({tag}) {title}: dataset")
     fig.tight_layout()
+    if caption: fig.text(0.5, 0, caption, ha="center", va="top", fontsize=9)
     if save is not None: save_figures(fig, save, formats)
     return fig
 

@@ -137,9 +137,10 @@ def log_expression(
     "log1p of library-size-normalised expression (CSR): `.X` after `preprocess` (its scale undone), or raw counts."
     X = adata.layers[layer] if layer is not None else adata.X
     if layer is not None and layer not in adata.layers: raise KeyError(f"adata.layers has no {layer!r}")
-    X = sp.csr_matrix(X, dtype=np.float32) if not sp.issparse(X) else X.tocsr().astype(np.float32)
+    X = sp.csr_matrix(X, dtype=np.float32) if not sp.issparse(X) else X.tocsr().astype(np.float32, copy=True)   # ours to change
     if layer is None and "intense_scale" in adata.var:           # preprocess: X = log1p(cp10k) * global scale
-        return sp.csr_matrix(X @ sp.diags(1.0 / np.asarray(adata.var["intense_scale"], dtype=np.float32)))
+        X.data *= (1.0 / np.asarray(adata.var["intense_scale"], dtype=np.float32))[X.indices]   # in place: no second copy
+        return X
     if X.nnz and X.data.min() < 0: raise ValueError("expression has negative values: give raw counts or preprocess() output")
     if X.nnz and np.allclose(X.data, np.round(X.data)):          # raw counts: normalise to 10,000 and log
         lib = np.asarray(X.sum(1)).ravel(); lib[lib == 0] = 1
@@ -176,7 +177,7 @@ def shared_expression(
         g = a.var_names.get_indexer(pairs[col].to_numpy())
         rows = pd.DataFrame({"g": g, "f": f_idx}).drop_duplicates()
         M = sp.csr_matrix((np.ones(len(rows), np.float32), (rows.g, rows.f)), shape=(a.n_vars, len(feats)))
-        X = log_expression(a, layer).copy(); X.data = np.expm1(X.data)
+        X = log_expression(a, layer); X.data = np.expm1(X.data)   # log_expression returns a new matrix: changed in place
         X = sp.csr_matrix(X @ M); X.data = np.log1p(X.data)
         out.append(X)
     return out[0], out[1], feats
@@ -204,14 +205,13 @@ def gene_space(
         return a.var.highly_variable.to_numpy() & (var > 0)
     keep = hvg(Xs) | hvg(Xt)
     if keep.sum() < 2: raise ValueError(f"only {int(keep.sum())} shared gene(s) vary in either species: too little gene signal")
-    Z = []
-    for X in (Xs, Xt):
-        D = X[:, keep].toarray(); sd = D.std(0); sd[sd == 0] = 1
-        Z.append(np.clip((D - D.mean(0)) / sd, -10, 10).astype(np.float32))
-    Z = np.vstack(Z)
-    k = int(min(n_comps, Z.shape[0] - 1, Z.shape[1] - 1 if Z.shape[1] > 2 else Z.shape[1]))
-    P = PCA(max(k, 1), random_state=seed).fit_transform(Z).astype(np.float32)
     ns, nt = Xs.shape[0], Xt.shape[0]
+    Z = np.empty((ns + nt, int(keep.sum())), np.float32)   # both species, z-scored in place: one dense copy at atlas scale
+    for X, D in ((Xs, Z[:ns]), (Xt, Z[ns:])):
+        D[:] = X[:, keep].toarray(); sd = D.std(0); sd[sd == 0] = 1
+        D -= D.mean(0); D /= sd; np.clip(D, -10, 10, out=D)
+    k = int(min(n_comps, Z.shape[0] - 1, Z.shape[1] - 1 if Z.shape[1] > 2 else Z.shape[1]))
+    P = PCA(max(k, 1), random_state=seed, copy=False).fit_transform(Z).astype(np.float32); del Z
     if harmony and ns > 1 and nt > 1:
         import harmonypy
         meta = pd.DataFrame({"species": ["source"] * ns + ["target"] * nt})

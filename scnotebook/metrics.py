@@ -14,9 +14,9 @@ from anndata import AnnData
 from .core import get_logger, obsm_matrix
 
 # %% auto #0
-__all__ = ['log', 'BARON_LABEL_MAP', 'unlabelled', 'LABEL_MAPS', 'resolve_label_map', 'harmonize_labels', 'check_label_map',
-           'shared_types', 'labels_of', 'drop_unlabelled', 'balanced_accuracy', 'label_transfer', 'integration_metrics',
-           'open_set_auc', 'evaluate']
+__all__ = ['log', 'BARON_LABEL_MAP', 'unlabelled', 'LABEL_MAPS', 'MAX_QUERY', 'MAX_TRAIN', 'resolve_label_map',
+           'harmonize_labels', 'check_label_map', 'shared_types', 'labels_of', 'drop_unlabelled', 'balanced_accuracy',
+           'label_transfer', 'integration_metrics', 'open_set_auc', 'evaluate']
 
 # %% ../nbs/09_metrics.ipynb #6279cb79
 log = get_logger("metrics")
@@ -24,20 +24,22 @@ BARON_LABEL_MAP = {"t_cell": "T_cell", "T_cell": "T_cell"}
 from .data import MISSING_LABELS, missing_labels   # one definition of "no label" (01_data)
 
 _seen: set | None = None   # messages already logged inside `_once()`
+_memo: dict | None = None  # neighbour searches already done inside `_once()`
 
 @contextlib.contextmanager
 def _once():
-    "Inside the block, each warning is logged once (`evaluate` calls several measures on the same data)."
-    global _seen
-    old = _seen; _seen = set() if old is None else old
+    "Inside the block, each message is logged once and each neighbour search runs once (`evaluate` calls several measures on the same data)."
+    global _seen, _memo
+    old = _seen, _memo
+    if _seen is None: _seen, _memo = set(), {}
     try: yield
-    finally: _seen = old
+    finally: _seen, _memo = old
 
-def _warn(msg: str):
+def _warn(msg: str, level: str = "warning"):
     if _seen is not None:
         if msg in _seen: return
         _seen.add(msg)
-    log.warning(msg)
+    getattr(log, level)(msg)
 
 def _check_int(name: str, value, lo: int = 1) -> int:
     "`value` as an int, or a ValueError naming `name` and its range."
@@ -131,6 +133,46 @@ def balanced_accuracy(
     if len(y_true) == 0: return float("nan")
     return float(np.mean([(y_pred[y_true == c] == c).mean() for c in np.unique(y_true)]))
 
+MAX_QUERY = 50_000   # query cells that kNN transfer and open-set scoring score at most (a stratified subsample above)
+MAX_TRAIN = 50_000   # cells a logistic regression learns from at most (a stratified subsample above)
+
+def _check_cap(name: str, value) -> int | None:
+    return None if value is None else _check_int(name, value)
+
+def _capped(
+    labels: np.ndarray,  # one label per cell
+    cap: int | None,  # cells kept at most; None: all
+    seed: int,  # seed of the subsample
+    what: str,  # the cells' role, for the INFO line
+) -> np.ndarray | None:  # sorted indices, or None when every cell is kept
+    "A seeded subsample of at most `cap` cells stratified by `labels` (as `scnotebook.data.subsample`), logged at INFO."
+    if cap is None or len(labels) <= cap: return None
+    from scnotebook.data import subsample
+    a = AnnData(obs=pd.DataFrame({"y": np.asarray(labels, dtype=str)}, index=np.arange(len(labels)).astype(str)))
+    idx = np.sort(subsample(a, cap, key="y", seed=seed).obs_names.astype(int).to_numpy())
+    _warn(f"{what}: {len(idx)} of {len(labels)} cells, a subsample stratified by type (seed {seed}, cap {cap})", "info")
+    return idx
+
+def _neighbours(
+    ref: np.ndarray,  # rows searched
+    query: np.ndarray,  # rows whose neighbours are wanted
+    k: int,  # neighbours per query row
+    key: tuple | None = None,  # what the rows are: inside `_once()` a search with the same key runs once
+) -> tuple[np.ndarray, np.ndarray]:  # (distances, indices), one row per query row
+    "The `k` nearest `ref` rows of every `query` row, exact (scikit-learn, as `KNeighborsClassifier` finds them)."
+    if _memo is not None and key is not None and key in _memo: return _memo[key]
+    from sklearn.neighbors import NearestNeighbors
+    out = NearestNeighbors(n_neighbors=k).fit(ref).kneighbors(query)
+    if _memo is not None and key is not None: _memo[key] = out
+    return out
+
+def _knn_vote(labels: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    "The most frequent of the neighbours' labels per row; ties go to the first label in sorted order (as scikit-learn's)."
+    classes, y = np.unique(labels, return_inverse=True)
+    votes = np.zeros((len(idx), len(classes)), np.int64); rows = np.arange(len(idx))
+    for j in range(idx.shape[1]): votes[rows, y[idx[:, j]]] += 1
+    return classes[votes.argmax(1)]
+
 def label_transfer(
     source: AnnData,  # AnnData the classifiers learn from
     target: AnnData,  # AnnData whose labels are predicted
@@ -141,13 +183,20 @@ def label_transfer(
     k: int = 15,  # neighbours of the kNN classifier
     classifiers: Sequence[str] = ("knn", "logreg"),  # some of `'knn'`, `'logreg'`
     target_rep: str | None = None,  # the target's obsm key; None: `use_rep`
-    seed: int = 0,  # seed of the logistic regression
+    seed: int = 0,  # seed of the logistic regression and of the subsamples
+    max_query: int | None = MAX_QUERY,  # target cells scored at most (seeded subsample stratified by type); None: all
+    max_train: int | None = MAX_TRAIN,  # source cells the logistic regression learns from at most (idem); None: all
 ) -> dict:  # accuracy and balanced accuracy per classifier (on shared types), majority baselines, type counts
-    "Classifiers trained on `source.obsm[use_rep]` predict `target` labels; accuracy, balanced accuracy and baselines."
-    from sklearn.neighbors import KNeighborsClassifier
+    """Classifiers trained on `source.obsm[use_rep]` predict `target` labels; accuracy, balanced accuracy and baselines.
+
+    The kNN classifier searches every source cell (exact neighbours). Above `max_query` labelled target cells, a
+    seeded subsample of `max_query` cells stratified by type is scored (`n_evaluated` counts the scored cells of
+    shared types; `n_target` all labelled ones); above `max_train` labelled source cells the logistic regression
+    learns from such a subsample. Each cap that applies is logged at INFO."""
     from sklearn.linear_model import LogisticRegression
-    k = _check_int("k", k)
+    k = _check_int("k", k); max_query, max_train = _check_cap("max_query", max_query), _check_cap("max_train", max_train)
     if isinstance(classifiers, str) or not len(classifiers): raise ValueError(f"classifiers must be a non-empty list of 'knn', 'logreg', got {classifiers!r}")
+    key = (id(source), use_rep, id(target), target_rep or use_rep, label_key, repr(label_map), max_query, seed)
     source, target = _labelled_pair(source, target, label_key, label_map)
     Xs, Xt = obsm_matrix(source, use_rep, what="source"), obsm_matrix(target, target_rep or use_rep, what="target")
     if Xs.shape[1] != Xt.shape[1]:
@@ -158,24 +207,32 @@ def label_transfer(
     if not types["shared"]:
         raise ValueError(f"source and target share no {label_key!r} label (source: {sorted(set(ys))[:8]}, target: "
                          f"{sorted(set(yt))[:8]}): give a label_map")
+    n_target = len(yt)
+    q = _capped(yt, max_query, seed, "kNN query cells scored")
+    if q is not None: Xt, yt = Xt[q], yt[q]
     mask = np.isin(yt, types["shared"])
-    out = {"n_source": int(len(ys)), "n_target": int(len(yt)), "n_evaluated": int(mask.sum()),
+    out = {"n_source": int(len(ys)), "n_target": int(n_target), "n_evaluated": int(mask.sum()),
            "max_reachable": float(mask.mean()), **{f"{k_}_types": v for k_, v in types.items()}}
     maj = pd.Series(ys).value_counts().index[0]
     out["majority_accuracy"] = float((yt[mask] == maj).mean())
     out["majority_balanced_accuracy"] = balanced_accuracy(yt[mask], np.full(mask.sum(), maj, dtype=object))
     for c in classifiers:
-        if c == "knn": clf = KNeighborsClassifier(n_neighbors=max(1, min(k, len(ys))))
-        elif c == "logreg": clf = LogisticRegression(max_iter=2000, random_state=seed)
-        else: raise ValueError(f"unknown classifier {c!r}: use 'knn' or 'logreg'")
+        if c not in ("knn", "logreg"): raise ValueError(f"unknown classifier {c!r}: use 'knn' or 'logreg'")
         if len(set(ys)) == 1: pred = np.full(len(yt), ys[0], dtype=object)
-        else: pred = clf.fit(Xs, ys).predict(Xt)
+        elif c == "knn":
+            nk = max(1, min(k, len(ys)))
+            pred = _knn_vote(ys, _neighbours(Xs, Xt, nk, key + (nk,))[1])
+        else:
+            t = _capped(ys, max_train, seed, "logistic regression training cells")
+            clf = LogisticRegression(max_iter=2000, random_state=seed)
+            pred = (clf.fit(Xs, ys) if t is None else clf.fit(Xs[t], ys[t])).predict(Xt)
         out[f"{c}_accuracy"] = float((pred[mask] == yt[mask]).mean())
         out[f"{c}_balanced_accuracy"] = balanced_accuracy(yt[mask], pred[mask])
         out[f"{c}_accuracy_all"] = float((pred == yt).mean())
     first = classifiers[0]
     out["accuracy"], out["balanced_accuracy"] = out[f"{first}_accuracy"], out[f"{first}_balanced_accuracy"]
     return out
+
 
 # %% ../nbs/09_metrics.ipynb #b401857d
 def _knn_graph(X: np.ndarray, k: int):
@@ -249,24 +306,35 @@ def open_set_auc(
     label_map: dict | str | None = None,  # dict or `LABEL_MAPS` name: labels -> shared names; None: unchanged
     k: int = 15,  # neighbours averaged for the distance
     target_rep: str | None = None,  # the target's obsm key; None: `use_rep`
+    max_query: int | None = MAX_QUERY,  # cells scored per direction at most (seeded subsample stratified by type); None: all
+    seed: int = 0,  # seed of the subsample
 ) -> dict:  # open_set_auc_target, open_set_auc_source, their mean, n_open_*
-    "AUC of 'distance to the other species' for telling species-specific types from shared ones (both directions)."
-    from sklearn.neighbors import NearestNeighbors
+    """AUC of 'distance to the other species' for telling species-specific types from shared ones (both directions).
+
+    The distances are exact, to every cell of the other species; above `max_query` labelled cells a direction scores
+    a seeded subsample of `max_query` cells stratified by type (`n_open_*` counts its species-specific cells)."""
     from sklearn.metrics import roc_auc_score
-    k = _check_int("k", k)
+    k = _check_int("k", k); max_query = _check_cap("max_query", max_query)
+    srep, trep = use_rep, target_rep or use_rep
+    keys = {"target": (id(source), srep, id(target), trep), "source": (id(target), trep, id(source), srep)}
+    s0, t0 = source, target
     source, target = _labelled_pair(source, target, label_key, label_map)
-    Xs, Xt = obsm_matrix(source, use_rep, what="source"), obsm_matrix(target, target_rep or use_rep, what="target")
+    Xs, Xt = obsm_matrix(source, srep, what="source"), obsm_matrix(target, trep, what="target")
     ys, yt = labels_of(source, label_key, label_map, "source"), labels_of(target, label_key, label_map, "target")
     types = shared_types(ys, yt); out = {}
     for name, (A, ya, B) in {"target": (Xt, yt, Xs), "source": (Xs, ys, Xt)}.items():
+        q = _capped(ya, max_query, seed, "kNN query cells scored")
+        if q is not None: A, ya = A[q], ya[q]
         pos = ~np.isin(ya, types["shared"])
         if pos.any() and (~pos).any():
-            d = NearestNeighbors(n_neighbors=min(k, len(B))).fit(B).kneighbors(A)[0].mean(1)
+            nk = min(k, len(B))
+            d = _neighbours(B, A, nk, keys[name] + (label_key, repr(label_map), max_query, seed, nk))[0].mean(1)
             out[f"open_set_auc_{name}"] = float(roc_auc_score(pos, d)); out[f"n_open_{name}"] = int(pos.sum())
         else: out[f"open_set_auc_{name}"] = float("nan"); out[f"n_open_{name}"] = int(pos.sum())
     vals = [v for key, v in out.items() if key.startswith("open_set_auc_") and not np.isnan(v)]
     out["open_set_auc"] = float(np.mean(vals)) if vals else float("nan")
     return out
+
 
 # %% ../nbs/09_metrics.ipynb #7db1a8c6
 def evaluate(
@@ -279,17 +347,28 @@ def evaluate(
     k: int = 15,  # neighbours of kNN transfer and graphs
     target_rep: str | None = None,  # the target's obsm key; None: `use_rep`
     seed: int = 0,  # random seed
+    max_query: int | None = MAX_QUERY,  # cells scored by kNN transfer and open-set AUC per direction at most; None: all
+    max_train: int | None = MAX_TRAIN,  # cells the logistic regression learns from at most; None: all
+    max_cells: int = 5000,  # cells of the integration metrics (`integration_metrics`)
 ) -> dict:
-    "Label transfer both ways, integration metrics and open-set AUC of one embedding, as one flat dict."
-    with _once(): return _evaluate(source, target, use_rep=use_rep, label_key=label_key, label_map=label_map, k=k,
-                                   target_rep=target_rep, seed=seed)
+    """Label transfer both ways, integration metrics and open-set AUC of one embedding, as one flat dict.
 
-def _evaluate(source, target, *, use_rep, label_key, label_map, k, target_rep, seed):
+    Each direction's exact neighbour search runs once (kNN transfer and open-set AUC share it). At most
+    `max_query` cells per direction are scored and the logistic regression learns from at most `max_train`
+    (seeded subsamples stratified by type, logged at INFO): the cost grows as (scored cells) x (cells searched)."""
+    with _once(): return _evaluate(source, target, use_rep=use_rep, label_key=label_key, label_map=label_map, k=k,
+                                   target_rep=target_rep, seed=seed, max_query=max_query, max_train=max_train,
+                                   max_cells=max_cells)
+
+def _evaluate(source, target, *, use_rep, label_key, label_map, k, target_rep, seed, max_query, max_train, max_cells):
     kw = dict(label_key=label_key, label_map=label_map, k=k)
-    lt = label_transfer(source, target, use_rep=use_rep, target_rep=target_rep, seed=seed, **kw)
-    rev = label_transfer(target, source, use_rep=target_rep or use_rep, target_rep=use_rep, classifiers=("knn",), seed=seed, **kw)
+    lt = label_transfer(source, target, use_rep=use_rep, target_rep=target_rep, seed=seed, max_query=max_query,
+                        max_train=max_train, **kw)
+    rev = label_transfer(target, source, use_rep=target_rep or use_rep, target_rep=use_rep, classifiers=("knn",), seed=seed,
+                         max_query=max_query, **kw)
     out = {key: v for key, v in lt.items() if not key.endswith("_types")}
     out["reverse_accuracy"], out["reverse_balanced_accuracy"] = rev["accuracy"], rev["balanced_accuracy"]
-    out.update(integration_metrics(source, target, use_rep=use_rep, target_rep=target_rep, seed=seed, **kw))
-    out.update(open_set_auc(source, target, use_rep=use_rep, target_rep=target_rep, **kw))
+    out.update(integration_metrics(source, target, use_rep=use_rep, target_rep=target_rep, seed=seed, max_cells=max_cells, **kw))
+    out.update(open_set_auc(source, target, use_rep=use_rep, target_rep=target_rep, max_query=max_query, seed=seed, **kw))
     return out
+

@@ -14,20 +14,33 @@ from anndata import AnnData
 
 from .core import get_logger, progress
 from .align import align, rotated_pair, METHODS
-from .metrics import evaluate, label_transfer, resolve_label_map
+from .metrics import evaluate, label_transfer, resolve_label_map, MAX_QUERY, MAX_TRAIN
 
 # %% auto #0
-__all__ = ['LABEL_METRICS', 'INTEGRATION_METRICS', 'DEFAULT_METHODS', 'SEEDED_ROWS', 'species_pca', 'ortholog_pairs',
+__all__ = ['LABEL_METRICS', 'INTEGRATION_METRICS', 'DEFAULT_METHODS', 'SEEDED_ROWS', 'GENE_ROWS', 'species_pca', 'ortholog_pairs',
            'ortholog_harmony', 'compare_methods', 'summarize', 'criterion_vs_accuracy', 'baron_pair']
 
 # %% ../nbs/09a_peers.ipynb #14671c81
-def _log_cp10k(adata: AnnData) -> AnnData:
+def _log_cp10k(
+    adata: AnnData,  # raw counts
+    genes: Sequence[str] | None = None,  # only these genes (normalised by every gene's total all the same); None: all
+) -> AnnData:
+    "log1p CP10k of `adata.X` as a new AnnData; with `genes` only their columns are copied (plus one of each cell's rest)."
     import scanpy as sc
-    a = AnnData(sp.csr_matrix(adata.X, dtype=np.float32) if not sp.issparse(adata.X) else adata.X.astype(np.float32),
-                obs=adata.obs[[]].copy(), var=adata.var[[]].copy())
+    if genes is None:
+        a = AnnData(sp.csr_matrix(adata.X, dtype=np.float32) if not sp.issparse(adata.X) else adata.X.astype(np.float32),
+                    obs=adata.obs[[]].copy(), var=adata.var[[]].copy())
+    else:   # the other genes' counts summed into one last column, so each cell's total is its total over every gene
+        X = sp.csr_matrix(adata.X); idx = adata.var_names.get_indexer(list(genes))
+        if (idx < 0).any(): raise KeyError(f"{int((idx < 0).sum())} gene(s) not in var_names, e.g. {list(np.asarray(genes)[idx < 0][:3])}")
+        sub = X[:, idx]
+        rest = np.asarray(X.sum(1), dtype=np.float64).ravel() - np.asarray(sub.sum(1), dtype=np.float64).ravel()
+        a = AnnData(sp.hstack([sub, sp.csr_matrix(rest[:, None])], format="csr", dtype=np.float32),
+                    obs=adata.obs[[]].copy(), var=pd.DataFrame(index=[*map(str, genes), "__rest__"]))
+        del sub
     if a.X.min() < 0: raise ValueError("expected raw counts (non-negative) in .X")
     sc.pp.normalize_total(a, target_sum=1e4); sc.pp.log1p(a)
-    return a
+    return a if genes is None else a[:, :-1].copy()
 
 def species_pca(
     adata: AnnData,  # raw counts of one species; gets `obsm[key_added]`
@@ -86,19 +99,20 @@ def ortholog_harmony(
     pairs = ortholog_pairs(orthologs, source.var_names, target.var_names)
     parts = []
     for a, genes in ((source, pairs.source), (target, pairs.target)):
-        b = _log_cp10k(a)[:, list(genes)].copy(); b.var_names = list(pairs.target)   # one gene namespace
+        b = _log_cp10k(a, genes); b.var_names = list(pairs.target)   # one gene namespace
         sc.pp.highly_variable_genes(b, n_top_genes=min(n_top_genes, b.n_vars), flavor=hvg_flavor); parts.append(b)
     h0, h1 = parts[0].var.highly_variable.to_numpy(), parts[1].var.highly_variable.to_numpy()
     if hvg_combine not in ("union", "intersection"): raise ValueError(f"hvg_combine must be 'union' or 'intersection', got {hvg_combine!r}")
     hvg = (h0 | h1) if hvg_combine == "union" else (h0 & h1)
-    Z = []
-    for b in parts:
-        X = b.X[:, hvg].toarray() if sp.issparse(b.X) else np.asarray(b.X[:, hvg])
-        sd = X.std(0); sd[sd == 0] = 1
-        Z.append(np.clip((X - X.mean(0)) / sd, -10, 10).astype(np.float32))
-    Z = np.vstack(Z)
+    Z = np.zeros((source.n_obs + target.n_obs, int(hvg.sum())), np.float32)   # both species, z-scored in place
+    for b, rows in zip(parts, (slice(0, source.n_obs), slice(source.n_obs, None))):
+        D = Z[rows]; b.X[:, hvg].toarray(out=D)
+        sd = D.std(0); sd[sd == 0] = 1
+        D -= D.mean(0); D /= sd; np.clip(D, -10, 10, out=D)
+    del parts
     from sklearn.decomposition import PCA
-    P = PCA(n_components=min(n_comps, Z.shape[0] - 1, Z.shape[1]), random_state=seed).fit_transform(Z).astype(np.float32)
+    P = PCA(n_components=min(n_comps, Z.shape[0] - 1, Z.shape[1]), random_state=seed, copy=False).fit_transform(Z).astype(np.float32)
+    del Z
     if harmony:
         import harmonypy
         meta = pd.DataFrame({"species": ["source"] * source.n_obs + ["target"] * target.n_obs})
@@ -115,15 +129,34 @@ INTEGRATION_METRICS = ["ari", "nmi", "label_asw", "batch_asw", "graph_connectivi
 DEFAULT_METHODS = ("none", "paper", "muse", "muse_gw", "procrustes", "symbols", "table", "orthologs")
 SEEDED_ROWS = {"symbols": "identical symbols", "table": "the ortholog table", "anchors": "anchor types"}  # align(method="seeded")
 
+GENE_ROWS = ("symbols", "table")   # rows that read the expression (`X`, `var`, `layers`) of `source` and `target`
+
+def _row_data(
+    adata: AnnData,  # the caller's AnnData
+    reps: Sequence[str],  # obsm keys the row reads
+    genes: bool = False,  # the row reads the expression too
+) -> AnnData:
+    "A new AnnData holding what one row reads of `adata`, on the same arrays (nothing copied): obs, `reps`, and `X`, `var`, `layers` with `genes`."
+    obsm = {r: adata.obsm[r] for r in dict.fromkeys(reps) if r in adata.obsm}
+    if not genes: return AnnData(obs=adata.obs, obsm=obsm)
+    return AnnData(X=adata.X, obs=adata.obs, var=adata.var, obsm=obsm, layers=dict(adata.layers))
+
+def _raw_counts(
+    raw: AnnData,  # raw counts covering every cell of `names`
+    names: pd.Index,  # the cells wanted, in this order
+) -> AnnData:
+    "The counts of the cells `names` in their order: `raw.X` itself when it has them in that order, else one subset."
+    X = raw.X if raw.obs_names.equals(names) else raw[names].X
+    return AnnData(X=X, obs=pd.DataFrame(index=names), var=pd.DataFrame(index=raw.var_names))
+
 def _method_row(m: str, s: int, source: AnnData, target: AnnData, *, use_rep, label_key, label_map, k, epochs, restarts,
-                method_options, orthologs, raw, extra_reps, gene_table, device) -> dict:
-    "One (method, seed) row of `compare_methods`: fit the method into `obsm['X_peer']` of copies, then evaluate it."
+                method_options, orthologs, raw, extra_reps, gene_table, device, max_query, max_train) -> dict:
+    "One (method, seed) row of `compare_methods`: fit the method into `obsm['X_peer']` of the row's data, then evaluate it."
     t0 = time.perf_counter(); row = {"method": m, "seed": s, "criterion": np.nan}
-    source, target = source.copy(), target.copy()
     if extra_reps and m in extra_reps:
         key = extra_reps[m]
     elif m == "orthologs":
-        a, b = raw[0].copy(), raw[1].copy()
+        a, b = (AnnData(X=r.X, obs=r.obs, var=r.var) for r in raw)   # ortholog_harmony writes obsm: not into `raw`
         ortholog_harmony(a, b, orthologs, seed=s, **method_options.get(m, {}))
         source.obsm["X_peer"], target.obsm["X_peer"] = a.obsm["X_ortho_harmony"], b.obsm["X_ortho_harmony"]; key = "X_peer"
     elif m in SEEDED_ROWS:
@@ -145,7 +178,8 @@ def _method_row(m: str, s: int, source: AnnData, target: AnnData, *, use_rep, la
                   show_progress=False, **opts)
         row["criterion"] = r.criterion; key = "X_peer"
     row["seconds"] = time.perf_counter() - t0
-    row.update(evaluate(source, target, use_rep=key, seed=s, label_key=label_key, label_map=label_map, k=k))
+    row.update(evaluate(source, target, use_rep=key, seed=s, label_key=label_key, label_map=label_map, k=k,
+                        max_query=max_query, max_train=max_train))
     return row
 
 _COST = {"muse_gw": 0, "muse": 1, "paper": 2, "orthologs": 3, "table": 4, "symbols": 5}   # slowest first, for n_jobs > 1
@@ -171,8 +205,16 @@ def compare_methods(
     device: str = "cpu",  # torch device of the GANs
     n_jobs: int = 1,  # worker processes (joblib); same table, sooner
     show_progress: bool | None = None,  # progress bar over rows
+    max_query: int | None = MAX_QUERY,  # cells `evaluate` scores per direction at most (stratified subsample); None: all
+    max_train: int | None = MAX_TRAIN,  # cells its logistic regression learns from at most; None: all
 ) -> pd.DataFrame:  # one row per (method, seed): criterion, seconds, `evaluate` metrics
-    "One row per (method, seed): the criterion, seconds and every metric of `scnotebook.metrics.evaluate`.\n\n    Row 'table' is the seeded recipe fed `gene_table`, row 'orthologs' the peer fed `orthologs` (1:1 pairs), row\n    'symbols' the seeded recipe on identical symbols. With `n_jobs > 1` each row is computed exactly as alone (the\n    GANs run on one thread each), so the table is the same."
+    """One row per (method, seed): the criterion, seconds and every metric of `scnotebook.metrics.evaluate`.
+
+    Row 'table' is the seeded recipe fed `gene_table`, row 'orthologs' the peer fed `orthologs` (1:1 pairs), row
+    'symbols' the seeded recipe on identical symbols. With `n_jobs > 1` each row is computed exactly as alone (the
+    GANs run on one thread each), so the table is the same. No row copies the data: a row gets a new AnnData on the
+    same arrays holding what it reads (obs and the embedding; `X` only for the gene-seeded rows, the raw counts only
+    for 'orthologs'), so a worker process receives no expression matrix it does not use."""
     gene_table = orthologs if gene_table is None else gene_table
     log = get_logger("peers"); method_options = method_options or {}
     known = set(DEFAULT_METHODS) | set(SEEDED_ROWS)
@@ -186,23 +228,29 @@ def compare_methods(
     raw = None
     if "orthologs" in methods:
         rs, rt = raw_source if raw_source is not None else source, raw_target if raw_target is not None else target
-        rs, rt = rs[rs.obs_names.isin(source.obs_names)], rt[rt.obs_names.isin(target.obs_names)]
-        if rs.n_obs != source.n_obs or rt.n_obs != target.n_obs:
+        if rs.obs_names.isin(source.obs_names).sum() != source.n_obs or rt.obs_names.isin(target.obs_names).sum() != target.n_obs:
             log.warning("method 'orthologs' skipped: raw counts do not cover every cell"); methods = [m for m in methods if m != "orthologs"]
-        else: raw = (rs[source.obs_names].copy(), rt[target.obs_names].copy())
+        else: raw = (_raw_counts(rs, source.obs_names), _raw_counts(rt, target.obs_names))
     jobs = [(m, s) for s in seeds for m in methods] + [(name, s) for s in seeds for name in (extra_reps or {})]
     kw = dict(use_rep=use_rep, label_key=label_key, label_map=label_map, k=k, epochs=epochs, restarts=restarts,
-              method_options=method_options, orthologs=orthologs, raw=raw, extra_reps=extra_reps, gene_table=gene_table,
-              device=device)
+              method_options=method_options, orthologs=orthologs, extra_reps=extra_reps, gene_table=gene_table,
+              device=device, max_query=max_query, max_train=max_train)
+    def data(m):   # (source, target, raw) of row m: what it reads and no more
+        if extra_reps and m in extra_reps: reps, genes = [extra_reps[m]], False
+        else: reps, genes = ([] if m == "orthologs" else [use_rep]), m in GENE_ROWS or "genes" in method_options.get(m, {})
+        return _row_data(source, reps, genes), _row_data(target, reps, genes), (raw if m == "orthologs" else None)
     n_jobs = max(1, min(int(n_jobs), len(jobs)))
     if n_jobs == 1:
-        rows = [_method_row(m, s, source, target, **kw)
-                for m, s in progress(jobs, desc="methods x seeds", disable=None if show_progress is None else not show_progress)]
+        rows = []
+        for m, s in progress(jobs, desc="methods x seeds", disable=None if show_progress is None else not show_progress):
+            a, b, r = data(m); rows.append(_method_row(m, s, a, b, raw=r, **kw))
     else:
         from joblib import Parallel, delayed
         order = sorted(range(len(jobs)), key=lambda i: _COST.get(jobs[i][0], 9))
         log.info(f"comparing {len(jobs)} (method, seed) rows in {n_jobs} processes")
-        done = Parallel(n_jobs=n_jobs, backend="loky")(delayed(_method_row)(*jobs[i], source, target, **kw) for i in order)
+        def task(i):
+            a, b, r = data(jobs[i][0]); return delayed(_method_row)(*jobs[i], a, b, raw=r, **kw)
+        done = Parallel(n_jobs=n_jobs, backend="loky")(task(i) for i in order)
         rows = [r for _, r in sorted(zip(order, done))]
     for r in rows: log.debug(f"{r['method']} seed {r['seed']}: accuracy {r['accuracy']:.3f}")
     return pd.DataFrame(rows)

@@ -451,7 +451,8 @@ def run_align(
               anchors=ac["anchors"], restarts=ac["restarts"], epochs=ac["epochs"], device=run.device(), label_key=key,
               label_map=lm, **adv)
     seconds = time.perf_counter() - t0
-    tr = {rep: label_transfer(adatas[src], adatas[tgt], use_rep=rep, label_key=key, label_map=lm, k=ev["knn_k"])
+    tr = {rep: label_transfer(adatas[src], adatas[tgt], use_rep=rep, label_key=key, label_map=lm, k=ev["knn_k"],
+                              seed=cfg["seed"], max_query=ev["max_cells"], max_train=ev["max_cells"])
           for rep in (use_rep, "X_scn_aligned")}
     run.write_adatas("05_align", adatas)
     metrics = {"source": src, "target": tgt, "method": r.method, "criterion": r.criterion, "chosen_seed": r.seed,
@@ -610,7 +611,7 @@ def run_baselines(
     adatas = run.read_adatas(in_stage)
     metrics = {"input_stage": in_stage, "methods": list(bl["methods"]), "device": str(run.device()), "datasets": {}}
     embed_baselines(adatas, bl["methods"], use_rep="X_intense", seed=cfg["seed"], epochs=bl["epochs"], device=run.device(),
-                    n_jobs=workers(run))
+                    n_jobs=workers(run), max_cells=bl["max_cells"], label_key="cell_type")
     for name, a in adatas.items(): metrics["datasets"][name] = {"embeddings": sorted(a.obsm.keys())}
     run.write_adatas(out_stage, adatas)
     name, spec = ev["taxonomy_dataset"], ev["taxonomy"]
@@ -652,12 +653,18 @@ def run_metrics(
     if reuse: methods.remove(row05); extra = {row05: "X_scn_aligned"}
     else: extra = {"05_align (chosen)": "X_scn_aligned"} if aligned else {}
     adv = {"epoch_size": ac["epoch_size"]} if ac["epoch_size"] else {}
+    table, skipped = gene_table(cfg, sname, tname), {}
+    if table is not None and "table" in methods:   # a table that names neither gene list (e.g. synthetic genes): no row
+        from scnotebook.homology import gene_pairs
+        try: gene_pairs(source, target, table)
+        except ValueError as e:
+            methods.remove("table"); skipped["table"] = str(e); log.warning(f"09_metrics: row 'table' skipped: {e}")
     df = compare_methods(source, target, use_rep=use_rep, label_key="cell_type", label_map=label_map(cfg, sname, tname),
                          methods=methods, method_options={m: adv for m in ("paper", "muse", "muse_gw")},
                          k=ev["knn_k"], seeds=[seed], epochs=ac["epochs"], restarts=ac["restarts"],
-                         orthologs=orth, gene_table=gene_table(cfg, sname, tname),
+                         orthologs=orth, gene_table=table,
                          raw_source=raw.get(sname), raw_target=raw.get(tname), extra_reps=extra, device=run.device(),
-                         n_jobs=workers(run))
+                         n_jobs=workers(run), max_query=ev["max_cells"], max_train=ev["max_cells"])
     if reuse:
         row = df["method"] == row05
         df.loc[row, "criterion"] = m05.get("criterion", np.nan); df.loc[row, "seconds"] = m05.get("seconds", np.nan)
@@ -669,6 +676,7 @@ def run_metrics(
     with atomic_open(out / "method_comparison.md") as f: f.write(summarize(df, formatted=True).to_markdown() + "\n")
     means = df.groupby("method", sort=False).mean(numeric_only=True)
     metrics = {"input_stage": stage_in, "source": sname, "target": tname, "use_rep": use_rep, "device": str(run.device()),
+               **({"skipped_rows": skipped} if skipped else {}),
                "label_transfer": {m: {c: float(means.loc[m, c]) for c in LABEL_METRICS if c in means} for m in means.index},
                "integration": {m: {c: float(means.loc[m, c]) for c in INTEGRATION_METRICS if c in means} for m in means.index}}
     run.save_metrics(out_stage, metrics)
@@ -693,7 +701,7 @@ def run_figures(
     lm = label_map(cfg, *pair_names(cfg)) if len(names) > 1 else ev["label_map"]
     if cfg["figures"]["umap"]:
         fig = figure3(adatas, label_key=key, label_map=lm, seed=cfg["seed"], save=out / "figure3", formats=fmts,
-                      n_jobs=workers(run, cpu_only=False))
+                      n_jobs=workers(run, cpu_only=False), max_cells=cfg["figures"]["umap_max_cells"])
         written["figure3"] = [f"figure3.{f}" for f in fmts]; plt.close(fig)
     tax = load_taxonomy(ev["taxonomy"]) if ev["taxonomy"] else None
     tds = ev["taxonomy_dataset"]

@@ -16,12 +16,21 @@ from .metrics import drop_unlabelled
 from .affinity import get_labels, check_taxonomy, taxonomy_distance, taxonomy_order
 
 # %% auto #0
-__all__ = ['log', 'LINKAGE_METHOD', 'LINKAGE_METRIC', 'PAPER_TABLE1', 'TABLE1_ROWS', 'cell_type_means', 'cluster_means',
-           'match_accuracy', 'level_scores', 'cophenetic_agreement', 'taxonomy_accuracy', 'plot_taxonomy_tree',
-           'table1', 'table1_markdown', 'write_table1', 'taxonomy_metrics_frame']
+__all__ = ['log', 'LINKAGE_METHOD', 'LINKAGE_METRIC', 'BOOTSTRAP_GATHER_MAX_CELLS', 'PAPER_TABLE1', 'TABLE1_ROWS',
+           'cell_type_means', 'cluster_means', 'match_accuracy', 'level_scores', 'cophenetic_agreement',
+           'taxonomy_accuracy', 'plot_taxonomy_tree', 'table1', 'table1_markdown', 'write_table1',
+           'taxonomy_metrics_frame']
 
 # %% ../nbs/07_taxonomy.ipynb #c2c9308f
 log = get_logger("taxonomy")
+
+def _rep_matrix(
+    adata,  # AnnData with the embedding
+    use_rep: str,  # obsm key (`'X'`: `adata.X`)
+) -> np.ndarray:
+    "`obsm[use_rep]` as float32 when it is stored so (no float64 copy of an atlas-sized matrix), else float64."
+    src = adata.X if use_rep == "X" else adata.obsm[use_rep] if use_rep in adata.obsm else None
+    return obsm_matrix(adata, use_rep, dtype=np.float32 if getattr(src, "dtype", None) == np.float32 else np.float64)
 
 def cell_type_means(
     adata,  # AnnData with an embedding and labels
@@ -32,10 +41,10 @@ def cell_type_means(
 ) -> pd.DataFrame:
     "Mean embedding vector of every cell type (index: sorted types, columns: embedding dims)."
     adata = drop_unlabelled(adata, label_key)   # unlabelled cells are left out (a WARNING counts them), never a type
-    use_rep = default_rep(adata, use_rep); X = obsm_matrix(adata, use_rep, dtype=np.float64)
+    use_rep = default_rep(adata, use_rep); X = _rep_matrix(adata, use_rep)
     lab = get_labels(adata, label_key, min_cells=min_cells)
     codes, types = pd.factorize(lab, sort=True)
-    sums = np.zeros((len(types), X.shape[1])); np.add.at(sums, codes, X)
+    sums = np.zeros((len(types), X.shape[1])); np.add.at(sums, codes, X)   # summed in float64 whatever the input
     return pd.DataFrame(sums / np.bincount(codes)[:, None], index=pd.Index(types.astype(str), name=label_key))
 
 # %% ../nbs/07_taxonomy.ipynb #5d3c00d6
@@ -92,6 +101,30 @@ def cophenetic_agreement(
 
 # %% ../nbs/07_taxonomy.ipynb #a58118a3
 _SCORES = ("accuracy", "ari", "fm")
+BOOTSTRAP_GATHER_MAX_CELLS = 50_000   # above: bootstrap means as count-weighted means (same draws, float rounding apart)
+
+def _bootstrap_means(
+    X: np.ndarray,  # cells x dims
+    idx: list,  # row indices of every type
+    n_bootstrap: int,  # resamples
+    rng: np.random.Generator,  # source of the draws (replicate by replicate, type by type)
+    weighted: bool = False,  # count-weighted means (matrix products) instead of gathering the resampled rows
+    chunk: int = 8192,  # rows per product (weighted)
+):
+    "Yield the (types x dims) float64 means of every bootstrap resample of the cells within each type."
+    if not weighted:
+        for _ in range(n_bootstrap):
+            yield np.stack([X[ix[rng.integers(0, ix.size, ix.size)]].astype(np.float64, copy=False).mean(0) for ix in idx])
+        return
+    W = [np.empty((n_bootstrap, ix.size), np.int32) for ix in idx]
+    for b in range(n_bootstrap):
+        for w, ix in zip(W, idx): w[b] = np.bincount(rng.integers(0, ix.size, ix.size), minlength=ix.size)
+    M = np.zeros((n_bootstrap, len(idx), X.shape[1]))
+    for t, (w, ix) in enumerate(zip(W, idx)):
+        for s in range(0, ix.size, chunk):
+            M[:, t] += w[:, s:s + chunk].astype(np.float64) @ X[ix[s:s + chunk]].astype(np.float64)
+        M[:, t] /= ix.size
+    yield from M
 
 def _scores(means: np.ndarray, tax: pd.DataFrame, T: np.ndarray, method: str, metric: str) -> tuple[dict, float, np.ndarray]:
     from scipy.cluster.hierarchy import linkage
@@ -119,7 +152,7 @@ def taxonomy_accuracy(
     (+ '_lo'/'_hi' with bootstrap)}}, 'cophenetic', 'n_types', 'types', 'linkage', 'use_rep', 'method', 'metric',
     'n_bootstrap', 'ci'}. Levels are ordered as in the paper, coarsest first (level 1)."""
     adata = drop_unlabelled(adata, label_key)   # unlabelled cells are left out (a WARNING counts them), never a type
-    use_rep = default_rep(adata, use_rep); X = obsm_matrix(adata, use_rep, dtype=np.float64)
+    use_rep = default_rep(adata, use_rep); X = _rep_matrix(adata, use_rep)
     lab = get_labels(adata, label_key, min_cells=min_cells)
     tax = check_taxonomy(taxonomy, lab)                         # sorted types present, errors on missing/non-nesting
     codes, types = pd.factorize(lab, sort=True)
@@ -127,17 +160,18 @@ def taxonomy_accuracy(
     tax = tax[list(tax.columns[::-1])]                          # coarsest first = paper's level 1
     T = taxonomy_distance(tax[list(tax.columns[::-1])]).loc[types, types].to_numpy()
     counts = np.bincount(codes)
-    means = np.zeros((len(types), X.shape[1])); np.add.at(means, codes, X); means /= counts[:, None]
+    means = np.zeros((len(types), X.shape[1])); np.add.at(means, codes, X); means /= counts[:, None]   # float64 sums
     levels, coph, Z = _scores(means, tax, T, method, metric)
     for i, (name, d) in enumerate(levels.items()): levels[name] = {"level": i + 1, **d}
     res = {"levels": levels, "cophenetic": coph}
     if n_bootstrap:
         rng = np.random.default_rng(seed)
         idx = [np.flatnonzero(codes == t) for t in range(len(types))]
+        weighted = len(X) > BOOTSTRAP_GATHER_MAX_CELLS
+        if weighted: log.info(f"bootstrap of {use_rep}: {len(X):,} cells > {BOOTSTRAP_GATHER_MAX_CELLS:,}: count-weighted means")
         boot = {name: {s: [] for s in _SCORES} for name in levels}; bc = []
-        for _ in progress(range(n_bootstrap), desc="bootstrap", leave=False,
-                          disable=None if show_progress is None else not show_progress):
-            m = np.stack([X[ix[rng.integers(0, ix.size, ix.size)]].mean(0) for ix in idx])
+        for m in progress(_bootstrap_means(X, idx, n_bootstrap, rng, weighted=weighted), total=n_bootstrap, desc="bootstrap",
+                          leave=False, disable=None if show_progress is None else not show_progress):
             lv, c, _ = _scores(m, tax, T, method, metric)
             for name in lv:
                 for s in _SCORES: boot[name][s].append(lv[name][s])
@@ -147,6 +181,7 @@ def taxonomy_accuracy(
             for s in _SCORES:
                 levels[name][f"{s}_lo"], levels[name][f"{s}_hi"] = (float(v) for v in np.nanpercentile(boot[name][s], q))
         res["cophenetic_lo"], res["cophenetic_hi"] = (float(v) for v in np.nanpercentile(bc, q))
+        if weighted: res["bootstrap_means"] = "count-weighted"   # recorded only at atlas scale
     res.update(n_types=len(types), types=types, linkage=Z, use_rep=use_rep, label_key=label_key, method=method,
                metric=metric, n_bootstrap=int(n_bootstrap), ci=ci, seed=int(seed))
     store = {k: v for k, v in res.items() if k not in ("linkage", "levels")}

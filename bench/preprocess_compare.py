@@ -109,7 +109,7 @@ def main(argv=None):
         except subprocess.TimeoutExpired:
             res = {"method": m, "timeout": a.timeout, "seconds": time.perf_counter() - t1}
         if m == "scanpy": res["solver"] = a.scanpy_solver
-        res["scale"] = a.scale; rows.append(res)
+        res["scale"] = a.scale; res["n_iter"] = a.n_iter; rows.append(res)
         print(json.dumps(res), flush=True)
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         with open(a.json, "a") as f: f.write(json.dumps(res) + "\n")

@@ -7,6 +7,10 @@ preprocessing). CUDA (when a GPU is visible): cells/s and model FLOP utilisation
     python bench/train_throughput.py [--threads 2] [--steps 40] [--cells 4000] [--skip-cpu] [--gpu-steps 30]
     python bench/train_throughput.py --sizes 160796 25000 --presets small --steps 200   # the atlas's shapes, in memory
 
+    python bench/train_throughput.py --from-run runs/atlas_scale1 --steps 400        # the stage's own data beside them
+
+`--from-run` times `fit` on the `X_intense` of a run folder's 02_preprocess (what stage 04_train trains on), with and
+without the stage's checkpoints, beside in-memory arrays of the same shapes, all in this process.
 `--sizes` gives each dataset's cell count (the atlas pair: 160,796 mouse and 25,000 human cells), so the figure can
 be set beside stage 04_train's `cells_per_s` on the same shapes read from the run folder.
 """
@@ -56,12 +60,34 @@ def main():
     ap.add_argument("--cells", type=int, default=4000)
     ap.add_argument("--sizes", type=int, nargs=2, default=None, metavar=("N1", "N2"), help="cells of each dataset (overrides --cells)")
     ap.add_argument("--presets", nargs="+", default=["tiny", "small"])
+    ap.add_argument("--from-run", default=None, help="a run folder: time on its 02_preprocess X_intense too")
+    ap.add_argument("--checkpoint-every", type=int, default=200, help="checkpoint interval of the --from-run variant with checkpoints")
     ap.add_argument("--skip-cpu", action="store_true")
     ap.add_argument("--gpu-steps", type=int, default=30)
     ap.add_argument("--gpu-batch", type=int, default=1024)
     args = ap.parse_args()
     v = versions()
     print(f"torch {v['torch']}, scnotebook {v['scnotebook']}")
+
+    if args.from_run:
+        import tempfile
+        from scnotebook.stages import Run
+        torch.set_num_threads(args.threads)
+        run = Run.of(args.from_run)
+        real = {n: a for n, a in run.read_adatas("02_preprocess", x=False).items()}
+        sizes = [a.n_obs for a in real.values()]
+        dim = next(iter(real.values())).obsm["X_intense"].shape[1]
+        fake = synthetic_intense(sum(sizes), dim=dim, sizes=sizes)
+        preset = run.config["embedder"]["preset"]
+        print(f"\nCPU ({args.threads} threads), {preset} preset, {args.steps} steps (timed from step 5): "
+              f"{' + '.join(f'{n:,}' for n in sizes)} cells x {dim} dims")
+        with tempfile.TemporaryDirectory() as tmp:
+            for label, data, ck in (("in-memory synthetic arrays", fake, {}), ("the run's X_intense", real, {}),
+                                    (f"the run's X_intense, checkpoint every {args.checkpoint_every} steps", real,
+                                     {"checkpoint_dir": tmp, "checkpoint_every": args.checkpoint_every, "resume": False})):
+                _, cps = timed_fit(data, args.steps, 5, preset=preset, device="cpu", epochs=100, **ck)
+                print(f"  {label:60s} {cps:8.0f} cells/s")
+        return
 
     if not args.skip_cpu:
         torch.set_num_threads(args.threads)

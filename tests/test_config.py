@@ -91,6 +91,9 @@ def test_names_that_become_paths_are_refused(cfg, msg):
     ("evaluation", "label_map", {"a": 1}, "strings"),
     ("baselines", "methods", ["pca", "umap"], "'baselines.methods[1]' is 'umap': expected one of pca, saucie"),
     ("baselines", "epochs", 0, "must be >= 1"),
+    ("evaluation", "max_cells", 0, "must be >= 1"),
+    ("baselines", "max_cells", 2, "must be >= 3"),
+    ("figures", "umap_max_cells", 1, "must be >= 2"),
 ])
 def test_every_value_is_checked_up_front(section, key, value, msg):
     with pytest.raises(ConfigError) as e: validate_config(base(**{section: {key: value}}))
@@ -216,3 +219,11 @@ def test_random_configs_give_a_config_or_a_config_error_naming_the_key(muts):
     for sec, spec in C.SCHEMA.items():
         if isinstance(spec, dict): assert set(out[sec]) == set(spec)
     yaml.safe_load(yaml.safe_dump(out))   # and it can be written as the run's config.yaml
+
+
+def test_cell_caps_default_and_null():
+    # the atlas-scale caps: 50,000 by default (above every bundled dataset), null turns a cap off
+    cfg = validate_config(base())
+    assert (cfg["evaluation"]["max_cells"], cfg["baselines"]["max_cells"], cfg["figures"]["umap_max_cells"]) == (50_000,) * 3
+    cfg = validate_config(base(evaluation={"max_cells": None}, baselines={"max_cells": None}, figures={"umap_max_cells": None}))
+    assert cfg["evaluation"]["max_cells"] is None and cfg["baselines"]["max_cells"] is None and cfg["figures"]["umap_max_cells"] is None

@@ -74,7 +74,7 @@ def main():
         from scnotebook.stages import Run
         torch.set_num_threads(args.threads)
         run = Run.of(args.from_run)
-        real = {n: a for n, a in run.read_adatas("02_preprocess", x=False).items()}
+        real = run.read_adatas("02_preprocess", x=False)
         sizes = [a.n_obs for a in real.values()]
         dim = next(iter(real.values())).obsm["X_intense"].shape[1]
         fake = synthetic_intense(sum(sizes), dim=dim, sizes=sizes)

@@ -212,12 +212,10 @@ def _training_cells(
     label_key: str | None,  # obs column to stratify by; None or absent: uniform
     seed: int,  # seed of the subsample
 ) -> np.ndarray:
-    "Sorted row indices of a seeded subsample of `max_cells` cells (`scnotebook.data.subsample`: stratified, proportional)."
-    import anndata as ad
-    from scnotebook.data import subsample
+    "Sorted row indices of a seeded subsample of `max_cells` cells (`scnotebook.data.subsample_indices`: stratified, proportional)."
+    from scnotebook.data import subsample_indices
     key = label_key if label_key is not None and label_key in adata.obs else None
-    obs = pd.DataFrame({"k": adata.obs[key].to_numpy() if key else 0}, index=np.arange(adata.n_obs).astype(str))
-    return np.sort(subsample(ad.AnnData(obs=obs), max_cells, key="k" if key else None, seed=seed).obs_names.astype(int))
+    return subsample_indices(adata.n_obs, max_cells, adata.obs[key].to_numpy() if key else None, seed=seed)
 
 BASELINES = {"pca": "X_pca", "saucie": "X_saucie", "ae": "X_ae", "autoencoder": "X_ae", "vae": "X_vae"}
 DEFAULT_COMPONENTS = {"pca": 50, "saucie": 2, "ae": 32, "vae": 32}

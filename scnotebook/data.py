@@ -20,7 +20,7 @@ __all__ = ['log', 'BARON_WHEEL', 'BARON_WHEEL_SHA256', 'BARON_ZIP', 'BARON_ZIP_S
            'MBA_TAXONOMY', 'PANCREAS_TAXONOMY', 'ZEISEL_LEVEL1', 'BUILTIN', 'FORMAT_NAMES', 'sha256_file', 'baron_zip',
            'missing_labels', 'baron_pancreas', 'baron_orthologs', 'read_loom', 'read_allen', 'read_baron_csv',
            'canonical_sparse', 'validate', 'sample_counts', 'synthetic', 'check_nested', 'taxonomy', 'detect_format',
-           'subsample', 'read_dataset', 'load_datasets']
+           'subsample_indices', 'subsample', 'read_dataset', 'load_datasets']
 
 # %% ../nbs/01_data.ipynb #3bc9ede2
 log = get_logger("data")
@@ -629,21 +629,21 @@ def detect_format(
     raise ValueError(f"unknown format for {p}: expected .h5ad, .loom, an Allen folder (matrix.csv + metadata.csv), "
                      f"a GEO Baron .csv or a built-in id {BUILTIN}")
 
-def subsample(
-    adata: ad.AnnData,  # AnnData to subsample (returned as is when it has at most `max_cells` cells)
-    max_cells: int,  # cells to keep at most
+def subsample_indices(
+    n: int,  # cells to choose from
+    max_cells: int | None,  # cells to keep at most; None: all
+    labels=None,  # one label per cell to stratify by; None: uniform
     *,
-    key: str | None = "cell_type",  # obs column to stratify by; None or absent: uniform
     seed: int = 0,  # random seed
-) -> ad.AnnData:
-    "A seeded subsample of at most `max_cells` cells, stratified by `obs[key]` (proportional, every type kept when possible)."
-    n = adata.n_obs
-    if max_cells is None or max_cells >= n: return adata
+) -> np.ndarray:  # sorted row indices (all `n` when `max_cells` is None or >= n)
+    "Sorted rows of a seeded subsample of at most `max_cells` of `n` cells, stratified by `labels` (proportional, every type kept when possible)."
+    if max_cells is None or max_cells >= n: return np.arange(n)
     if max_cells < 1: raise ValueError(f"max_cells must be at least 1, got {max_cells}")
     rng = np.random.default_rng(seed)
-    if key is None or key not in adata.obs: idx = rng.choice(n, max_cells, replace=False)
+    if labels is None: idx = rng.choice(n, max_cells, replace=False)
     else:
-        lab = adata.obs[key].astype(str).values
+        lab = np.asarray(labels).astype(str)
+        if len(lab) != n: raise ValueError(f"labels has {len(lab)} entries for {n} cells")
         cats, inv, cnt = np.unique(lab, return_inverse=True, return_counts=True)
         quota = cnt * max_cells / n
         take = np.floor(quota).astype(int)
@@ -658,7 +658,19 @@ def subsample(
         while rest < 0:
             i = int(np.argmax(take)); take[i] -= 1; rest += 1
         idx = np.concatenate([rng.choice(np.flatnonzero(inv == i), take[i], replace=False) for i in range(len(cats))])
-    return adata[np.sort(idx)].copy()
+    return np.sort(idx)
+
+def subsample(
+    adata: ad.AnnData,  # AnnData to subsample (returned as is when it has at most `max_cells` cells)
+    max_cells: int,  # cells to keep at most
+    *,
+    key: str | None = "cell_type",  # obs column to stratify by; None or absent: uniform
+    seed: int = 0,  # random seed
+) -> ad.AnnData:
+    "A seeded subsample of at most `max_cells` cells, stratified by `obs[key]` (`subsample_indices` on the AnnData)."
+    if max_cells is None or max_cells >= adata.n_obs: return adata
+    labels = adata.obs[key].to_numpy() if key is not None and key in adata.obs else None
+    return adata[subsample_indices(adata.n_obs, max_cells, labels, seed=seed)].copy()
 
 FORMAT_NAMES = {"h5ad": "h5ad file", "loom": "loom file", "allen": "Allen folder (matrix.csv + metadata.csv)",
                 "baron_csv": "GEO Baron CSV file"}

@@ -147,9 +147,8 @@ def _capped(
 ) -> np.ndarray | None:  # sorted indices, or None when every cell is kept
     "A seeded subsample of at most `cap` cells stratified by `labels` (as `scnotebook.data.subsample`), logged at INFO."
     if cap is None or len(labels) <= cap: return None
-    from scnotebook.data import subsample
-    a = AnnData(obs=pd.DataFrame({"y": np.asarray(labels, dtype=str)}, index=np.arange(len(labels)).astype(str)))
-    idx = np.sort(subsample(a, cap, key="y", seed=seed).obs_names.astype(int).to_numpy())
+    from scnotebook.data import subsample_indices
+    idx = subsample_indices(len(labels), cap, labels, seed=seed)
     _warn(f"{what}: {len(idx)} of {len(labels)} cells, a subsample stratified by type (seed {seed}, cap {cap})", "info")
     return idx
 
@@ -232,7 +231,6 @@ def label_transfer(
     first = classifiers[0]
     out["accuracy"], out["balanced_accuracy"] = out[f"{first}_accuracy"], out[f"{first}_balanced_accuracy"]
     return out
-
 
 # %% ../nbs/09_metrics.ipynb #b401857d
 def _knn_graph(X: np.ndarray, k: int):

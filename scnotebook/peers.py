@@ -223,6 +223,10 @@ def compare_methods(
     for m, tab in (("orthologs", orthologs), ("table", gene_table)):
         if m in methods and tab is None:
             log.warning(f"method {m!r} skipped: no ortholog table given"); methods = [x for x in methods if x != m]
+    if "table" in methods:   # a table that names neither gene list (e.g. synthetic genes) cannot seed the row
+        from scnotebook.homology import gene_pairs
+        try: gene_pairs(source, target, gene_table)
+        except ValueError as e: log.warning(f"method 'table' skipped: {e}"); methods = [x for x in methods if x != "table"]
     if "anchors" in methods and not method_options.get("anchors", {}).get("anchors"):
         raise ValueError("method 'anchors' needs method_options={'anchors': {'anchors': [cell types known in both]}}")
     raw = None

@@ -653,16 +653,10 @@ def run_metrics(
     if reuse: methods.remove(row05); extra = {row05: "X_scn_aligned"}
     else: extra = {"05_align (chosen)": "X_scn_aligned"} if aligned else {}
     adv = {"epoch_size": ac["epoch_size"]} if ac["epoch_size"] else {}
-    table, skipped = gene_table(cfg, sname, tname), {}
-    if table is not None and "table" in methods:   # a table that names neither gene list (e.g. synthetic genes): no row
-        from scnotebook.homology import gene_pairs
-        try: gene_pairs(source, target, table)
-        except ValueError as e:
-            methods.remove("table"); skipped["table"] = str(e); log.warning(f"09_metrics: row 'table' skipped: {e}")
     df = compare_methods(source, target, use_rep=use_rep, label_key="cell_type", label_map=label_map(cfg, sname, tname),
                          methods=methods, method_options={m: adv for m in ("paper", "muse", "muse_gw")},
                          k=ev["knn_k"], seeds=[seed], epochs=ac["epochs"], restarts=ac["restarts"],
-                         orthologs=orth, gene_table=table,
+                         orthologs=orth, gene_table=gene_table(cfg, sname, tname),
                          raw_source=raw.get(sname), raw_target=raw.get(tname), extra_reps=extra, device=run.device(),
                          n_jobs=workers(run), max_query=ev["max_cells"], max_train=ev["max_cells"])
     if reuse:
@@ -670,6 +664,7 @@ def run_metrics(
         df.loc[row, "criterion"] = m05.get("criterion", np.nan); df.loc[row, "seconds"] = m05.get("seconds", np.nan)
         order = {m: i for i, m in enumerate(DEFAULT_METHODS)}
         df = df.sort_values("method", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
+    skipped = [m for m in methods if m not in set(df["method"])]   # rows compare_methods skipped (its warnings say why)
     out = run.stage(out_stage)
     with atomic_open(out / "method_comparison_runs.csv") as f: df.to_csv(f, index=False)
     with atomic_open(out / "method_comparison.csv") as f: summarize(df).to_csv(f)

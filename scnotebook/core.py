@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #5dc595ef
 from __future__ import annotations
-import contextlib, json, logging, os, random, shutil, stat, sys, tempfile, threading, time
+import contextlib, json, logging, os, random, re, shutil, stat, sys, tempfile, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -12,10 +12,10 @@ from typing import Any, Iterable
 import numpy as np
 
 # %% auto #0
-__all__ = ['DEVICES', 'REP_CANDIDATES', 'Settings', 'settings', 'project_root', 'local_data', 'get_logger', 'progress',
-           'seed_everything', 'cpu_threads', 'xla_available', 'get_device', 'device_kind', 'obsm_matrix', 'default_rep',
-           'current_umask', 'atomic_path', 'atomic_open', 'save_json', 'load_json', 'save_h5ad', 'save_torch',
-           'save_figure', 'peak_rss_gb', 'timed', 'versions']
+__all__ = ['DEVICES', 'REP_CANDIDATES', 'PARTIAL_TAG', 'Settings', 'settings', 'project_root', 'local_data', 'get_logger',
+           'progress', 'seed_everything', 'cpu_threads', 'xla_available', 'get_device', 'device_kind', 'obsm_matrix',
+           'default_rep', 'current_umask', 'is_partial', 'atomic_path', 'atomic_open', 'save_json', 'load_json',
+           'save_h5ad', 'save_torch', 'save_figure', 'peak_rss_gb', 'timed', 'versions']
 
 # %% ../nbs/00_core.ipynb #647432f1
 @dataclass(frozen=True)
@@ -244,6 +244,17 @@ def _final_mode(path: Path) -> int:
     try: return stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError: return 0o666 & ~current_umask()
 
+# the temporary files of `atomic_path`: `.<name>.<8 random>.scnpartial<suffix>`, a name only this package writes,
+# so that a later run can remove what a killed one left without ever touching a file of the user's
+PARTIAL_TAG = ".scnpartial"
+_PARTIAL_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}" + re.escape(PARTIAL_TAG) + r"(\.[A-Za-z0-9]+)?$")
+
+def is_partial(
+    path: str | os.PathLike,  # a file
+) -> bool:
+    "Whether `path` is named as `atomic_path` names its temporary files (and so was written by this package)."
+    return bool(_PARTIAL_RE.match(Path(path).name))
+
 @contextlib.contextmanager
 def atomic_path(
     path: str | os.PathLike,  # final file; its folder is created
@@ -253,7 +264,7 @@ def atomic_path(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f"{PARTIAL_TAG}{suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .core import get_device, versions
 from .config import load_config, resolve_config, validate_config
-from .stages import RUNNERS, Run, upstream
+from .stages import RUNNERS, Run, check_run_folder, upstream
 from .report import METRICS_KEYS, gather_metrics, write_report
 
 # %% auto #0
@@ -106,6 +106,7 @@ def reproduce(
     nbs: str | os.PathLike | None = None,  # folder of the stage notebooks; None: `notebooks_dir()`
     kernel_name: str = "python3",  # Jupyter kernel
     quiet: bool = False,  # no progress lines
+    adopt: bool = False,  # accept a non-empty `out` that is not a run folder (the run writes into it, deleting nothing of it)
 ) -> Path:  # path of `report.md`
     "Run the pipeline for `config` into the run folder `out`."
     if isinstance(config, dict):
@@ -115,8 +116,7 @@ def reproduce(
         cfg = load_config(resolve_config(config), overrides)
     if device is not None: cfg["device"] = device
     get_device(cfg["device"])  # fail now, not in stage 4, when the device is missing
-    out = Path(out)
-    if out.exists() and not out.is_dir(): raise ValueError(f"run folder {str(out)!r} is a file, not a folder: give another --out")
+    out = check_run_folder(out, adopt=adopt)   # before anything in it is read or removed
     old = out / "config.yaml"
     if old.exists() and not force:
         prev = Run(out, create=False).config
@@ -134,7 +134,7 @@ def reproduce(
                 why = prev.stale(d, cfg) if d not in todo else None
                 if why: raise ValueError(f"stage {st} reads the files of {d}, which was run with another configuration "
                                          f"({why}): add {d} to --stages, or run without --stages")
-    run = Run(out, config=cfg)
+    run = Run(out, config=cfg, adopt=adopt)
     if force:  # start the stages afresh: their markers, artifacts and checkpoints go
         for st in todo: run.forget(st)
     for p in run.sweep_partial(): _emit(f"removed a partial file left by an interrupted run: {p}", quiet)
@@ -181,6 +181,8 @@ def _parser():
                    "stages); accept a changed config")
     r.add_argument("--stages", nargs="+", default=None, metavar="STAGE", help=f"run only these stages ({' '.join(STAGES)})")
     r.add_argument("--kernel", default="python3", help="Jupyter kernel for the stages (default: python3)")
+    r.add_argument("--adopt", action="store_true", help="use --out even when it is a non-empty folder that is not a run "
+                   "folder (scnotebook writes its run into it and deletes nothing of yours)")
     sub.add_parser("configs", help="list the shipped configurations")
     sub.add_parser("info", help="print versions and the device 'auto' selects")
     return p
@@ -202,7 +204,8 @@ def main(
             print(json.dumps({**versions(), "device(auto)": str(get_device("auto"))}, indent=2)); return 0
         cfg_path = resolve_config(a.config)
         out = a.out or os.path.join("runs", Path(cfg_path).stem)
-        reproduce(cfg_path, out, device=a.device, overrides=a.overrides, force=a.force, stages=a.stages, kernel_name=a.kernel)
+        reproduce(cfg_path, out, device=a.device, overrides=a.overrides, force=a.force, stages=a.stages, kernel_name=a.kernel,
+                  adopt=a.adopt)
         return 0
     except StageError as e:
         print(f"scnotebook: {e}", file=sys.stderr); return 1

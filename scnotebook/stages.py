@@ -12,14 +12,15 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .core import (atomic_open, get_device, get_logger, load_json, save_figure, save_h5ad, save_json)
+from .core import (atomic_open, get_device, get_logger, is_partial, load_json, save_figure, save_h5ad, save_json)
 from .config import ConfigError, validate_config
 
 # %% auto #0
-__all__ = ['log', 'READS', 'DEPENDS', 'RUNNERS', 'stage_key', 'why_stale', 'dependents', 'upstream', 'Run', 'pair_names',
-           'align_method', 'gene_signal', 'label_key', 'label_map', 'orthologs', 'workers', 'gene_table',
-           'capture_warnings', 'collect_warnings', 'run_data', 'run_preprocess', 'run_train', 'run_align',
-           'run_affinity', 'run_taxonomy', 'run_baselines', 'run_metrics', 'run_figures']
+__all__ = ['log', 'READS', 'OWN_DIRS', 'DEPENDS', 'RUN_MARKER', 'RUNNERS', 'stage_key', 'why_stale', 'dependents', 'upstream',
+           'is_run_folder', 'check_run_folder', 'Run', 'pair_names', 'align_method', 'gene_signal', 'label_key',
+           'label_map', 'orthologs', 'workers', 'gene_table', 'capture_warnings', 'collect_warnings', 'run_data',
+           'run_preprocess', 'run_train', 'run_align', 'run_affinity', 'run_taxonomy', 'run_baselines', 'run_metrics',
+           'run_figures']
 
 # %% ../nbs/11a_stages.ipynb #01875c55
 log = get_logger("stages")
@@ -37,6 +38,7 @@ READS: dict[str, tuple[str, ...]] = {
     "09_metrics": ("seed", "datasets", "align", "evaluation", "device"),
     "10_figures": ("seed", "datasets", "align", "evaluation", "figures")}
 # the stages whose files each stage reads: a stage that runs again makes these markers stale
+OWN_DIRS: tuple[str, ...] = ()   # folders besides the stages' that the run writes
 DEPENDS: dict[str, tuple[str, ...]] = {
     "01_data": (), "02_preprocess": ("01_data",), "04_train": ("02_preprocess",), "05_align": ("04_train",),
     "06_affinity": ("04_train", "05_align"), "07_taxonomy": ("04_train",), "08_baselines": ("04_train", "05_align"),
@@ -95,17 +97,44 @@ def _read_without_x(path) -> "ad.AnnData":
         part = {k: read_elem(f[k]) for k in ("obs", "var", "obsm", "uns") if k in f}
     return ad.AnnData(**part)
 
+RUN_MARKER = ".scnotebook-run"   # the file that makes a folder a run folder
+
+def is_run_folder(
+    path: str | os.PathLike,  # a folder
+) -> bool:
+    "Whether `path` is a run folder: it holds the run marker (or, made by an earlier version, `config.yaml` beside `.done/`)."
+    path = Path(path)
+    return (path / RUN_MARKER).is_file() or ((path / "config.yaml").is_file() and (path / ".done").is_dir())
+
+def check_run_folder(
+    path: str | os.PathLike,  # the folder a run would use
+    *,
+    adopt: bool = False,  # accept a non-empty folder that is not a run folder (the run then writes into it)
+) -> Path:  # the resolved path
+    "Refuse a path that cannot be a run folder: a file, or a non-empty folder that is not one (unless `adopt`)."
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir(): raise ValueError(f"run folder {str(path)!r} is a file, not a folder: give another --out")
+    if path.is_dir() and not adopt and not is_run_folder(path) and any(path.iterdir()):
+        raise ValueError(f"{str(path)!r} is not empty and is not a scnotebook run folder (it has no {RUN_MARKER}): give a new "
+                         "or empty folder as --out, or --adopt to write the run into this one")
+    return path.resolve()
+
 class Run:
-    "A pipeline run folder: validated `config.yaml`, `<stage>/` folders of AnnData, artifacts and metrics, `.done/` markers."
+    "A pipeline run folder: the run marker, validated `config.yaml`, `<stage>/` folders of AnnData, artifacts and metrics, `.done/` markers."
     def __init__(
         self,
         path: str | os.PathLike,  # the run folder
         config: dict | None = None,  # write it as `config.yaml` (validated); None: read the existing one
         create: bool = True,  # create the folder when missing (else it must exist)
+        adopt: bool = False,  # with `create`: accept a non-empty folder that is not a run folder
     ):
-        self.path = Path(path).expanduser().resolve()
-        if create: self.path.mkdir(parents=True, exist_ok=True)
-        elif not self.path.is_dir(): raise FileNotFoundError(f"run folder {self.path} does not exist")
+        if create:
+            self.path = check_run_folder(path, adopt=adopt)
+            self.path.mkdir(parents=True, exist_ok=True)
+            if not (self.path / RUN_MARKER).is_file(): save_json({"format": 1, "made_by": "scnotebook"}, self.path / RUN_MARKER)
+        else:
+            self.path = Path(path).expanduser().resolve()
+            if not self.path.is_dir(): raise FileNotFoundError(f"run folder {self.path} does not exist")
         self._config, self._device = None, None
         if config is not None: self.write_config(config)
 
@@ -187,9 +216,14 @@ class Run:
             with contextlib.suppress(FileNotFoundError): self.marker(name).unlink()
     def done_info(self, name: str) -> dict | None:
         return load_json(self.marker(name)) if self.is_done(name) else None
+    def own_dirs(self) -> list[Path]:
+        "The folders this package writes in a run folder: the folder itself, `.done/`, `notebooks/` and each stage's (with subfolders)."
+        inside = [self.file(d) for d in (".done", "notebooks", *DEPENDS, *OWN_DIRS)]
+        return [self.path] + [q for d in inside if d.is_dir() for q in (d, *d.rglob("*")) if q.is_dir() and not q.is_symlink()]
     def sweep_partial(self) -> list[Path]:
-        "Delete temporary files that a killed process left mid-write (`atomic_path` names them `.<name>.*.tmp*`)."
-        gone = [p for p in self.path.rglob(".*.tmp*") if p.is_file()]
+        "Delete the temporary files a killed process left mid-write: only files named as `atomic_path` names them, only in `own_dirs`."
+        if not is_run_folder(self.path): return []
+        gone = [p for d in self.own_dirs() for p in d.iterdir() if is_partial(p) and p.is_file() and not p.is_symlink()]
         for p in gone: p.unlink(missing_ok=True)
         return gone
 

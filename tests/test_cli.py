@@ -110,6 +110,30 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path):
     bad = tmp_path / "bad.yaml"; bad.write_text("datasets: {a: [unclosed\n")
     _one_line_exit_2(cli("reproduce", "--config", str(bad), "--out", str(tmp_path / "r")), "is not valid YAML")
     assert not (tmp_path / "r").exists()
-    run = tmp_path / "run"; run.mkdir(); (run / "config.yaml").write_text("name: [broken\n")   # a damaged run folder
+    run = tmp_path / "run"; run.mkdir(); (run / ".scnotebook-run").write_text("{}")
+    (run / "config.yaml").write_text("name: [broken\n")   # a damaged run folder
     _one_line_exit_2(cli("reproduce", "--config", str(cfg), "--out", str(run)), "config.yaml is not valid YAML")
     assert (run / "config.yaml").read_text() == "name: [broken\n"
+
+
+def test_a_run_never_deletes_the_users_files(tmp_path):
+    "--out at a folder of the user's: refused while it is not a run folder; adopted, the run removes only its own partial files."
+    cfg = tmp_path / "c.yaml"; cfg.write_text(f"device: cpu\ndatasets:\n{SYN}")
+    project = tmp_path / "project"; (project / "sub").mkdir(parents=True)
+    mine = [project / ".thesis.tmp.docx", project / "sub" / ".cache.tmp", project / "notes.txt"]
+    for f in mine: f.write_text("mine")
+    _one_line_exit_2(cli("reproduce", "--config", str(cfg), "--out", str(project), "--stages", "01_data"),
+                     "is not a scnotebook run folder")
+    assert sorted(p.name for p in project.iterdir()) == [".thesis.tmp.docx", "notes.txt", "sub"]
+    # adopted: the run writes into it; a partial file of its own (as a killed writer leaves it) goes, the user's stay
+    r = cli("reproduce", "--config", str(cfg), "--out", str(project), "--stages", "01_data", "--adopt")
+    assert r.returncode == 0, r.stderr[-2000:]
+    (project / "01_data" / ".human.h5ad.k3j9x0ab.scnpartial.h5ad").write_text("half")
+    (project / "01_data" / ".mine.tmp").write_text("mine")
+    r = cli("reproduce", "--config", str(cfg), "--out", str(project), "--stages", "01_data")   # now a run folder
+    assert r.returncode == 0 and "removed a partial file" in r.stdout, r.stdout + r.stderr
+    assert not (project / "01_data" / ".human.h5ad.k3j9x0ab.scnpartial.h5ad").exists()
+    assert all(f.read_text() == "mine" for f in mine) and (project / "01_data" / ".mine.tmp").exists()
+    # an empty folder is a new run folder
+    empty = tmp_path / "empty"; empty.mkdir()
+    assert cli("reproduce", "--config", str(cfg), "--out", str(empty), "--stages", "01_data").returncode == 0

@@ -16,8 +16,9 @@ from anndata import AnnData
 from .align import mutual_csls_pairs, procrustes, selection_criterion
 
 # %% auto #0
-__all__ = ['TABLES', 'check_gene_names', 'symbol_pairs', 'ortholog_table', 'read_orthologs', 'table_pairs', 'log_expression',
-           'gene_pairs', 'shared_expression', 'gene_space', 'seed_pairs', 'mnn_correct', 'anchor_pairs', 'seeded_fit']
+__all__ = ['TABLES', 'LOG_SCALE_MAX', 'check_gene_names', 'symbol_pairs', 'ortholog_table', 'read_orthologs', 'table_pairs',
+           'log_expression', 'gene_pairs', 'shared_expression', 'gene_space', 'seed_pairs', 'mnn_correct',
+           'anchor_pairs', 'seeded_fit']
 
 # %% ../nbs/05a_homology.ipynb #b41cf819
 def check_gene_names(
@@ -130,11 +131,13 @@ def table_pairs(
     return df.reset_index(drop=True)
 
 # %% ../nbs/05a_homology.ipynb #06606fbc
+LOG_SCALE_MAX = 50.0   # log1p(CP10k) stays below ~12; non-integer values above this are a linear scale (CPM, TPM)
+
 def log_expression(
     adata: AnnData,  # raw counts or `preprocess` output
     layer: str | None = None,  # read `layers[layer]` instead of `X`
 ) -> sp.csr_matrix:
-    "log1p of library-size-normalised expression (CSR): `.X` after `preprocess` (its scale undone), or raw counts."
+    "log1p of library-size-normalised expression (CSR): `.X` after `preprocess` (its scale undone), raw counts, or CPM/TPM; log-scale input is kept."
     X = adata.layers[layer] if layer is not None else adata.X
     if layer is not None and layer not in adata.layers: raise KeyError(f"adata.layers has no {layer!r}")
     X = sp.csr_matrix(X, dtype=np.float32) if not sp.issparse(X) else X.tocsr().astype(np.float32, copy=True)   # ours to change
@@ -142,7 +145,8 @@ def log_expression(
         X.data *= (1.0 / np.asarray(adata.var["intense_scale"], dtype=np.float32))[X.indices]   # in place: no second copy
         return X
     if X.nnz and X.data.min() < 0: raise ValueError("expression has negative values: give raw counts or preprocess() output")
-    if X.nnz and np.allclose(X.data, np.round(X.data)):          # raw counts: normalise to 10,000 and log
+    # raw counts, or a linear-scale normalisation (CPM, TPM: values far above a log scale's): normalise to 10,000 and log
+    if X.nnz and (np.allclose(X.data, np.round(X.data)) or X.data.max() > LOG_SCALE_MAX):
         lib = np.asarray(X.sum(1)).ravel(); lib[lib == 0] = 1
         X = sp.csr_matrix(sp.diags(1e4 / lib) @ X); X.data = np.log1p(X.data)
     return X

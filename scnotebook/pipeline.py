@@ -183,6 +183,15 @@ def _parser():
     r.add_argument("--kernel", default="python3", help="Jupyter kernel for the stages (default: python3)")
     r.add_argument("--adopt", action="store_true", help="use --out even when it is a non-empty folder that is not a run "
                    "folder (scnotebook writes its run into it and deletes nothing of yours)")
+    n = sub.add_parser("annotate", help="annotate a query dataset from a labelled reference (no config needed)",
+                       description="Label every cell of --query with a type of --reference (or 'unassigned'), with a "
+                       "confidence: writes OUT/query_annotated.h5ad, OUT/annotation.csv and a report.")
+    n.add_argument("--reference", "-r", required=True, help="labelled reference: .h5ad or .loom")
+    n.add_argument("--query", "-q", required=True, help="dataset to annotate: .h5ad or .loom")
+    n.add_argument("--label-key", "-k", default="cell_type", help="the reference's label column (default: cell_type)")
+    n.add_argument("--out", "-o", required=True, help="output folder (new or empty)")
+    n.add_argument("--genes", default="symbols", help="shared genes: symbols (default), biomart, hcop or an ortholog CSV")
+    n.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     sub.add_parser("configs", help="list the shipped configurations")
     sub.add_parser("info", help="print versions and the device 'auto' selects")
     return p
@@ -202,6 +211,9 @@ def main(
             return 0
         if a.command == "info":
             print(json.dumps({**versions(), "device(auto)": str(get_device("auto"))}, indent=2)); return 0
+        if a.command == "annotate":
+            from scnotebook.annotate_cmd import annotate_files
+            annotate_files(a.reference, a.query, a.out, label_key=a.label_key, genes=a.genes, seed=a.seed); return 0
         cfg_path = resolve_config(a.config)
         out = a.out or os.path.join("runs", Path(cfg_path).stem)
         reproduce(cfg_path, out, device=a.device, overrides=a.overrides, force=a.force, stages=a.stages, kernel_name=a.kernel,
@@ -209,5 +221,5 @@ def main(
         return 0
     except StageError as e:
         print(f"scnotebook: {e}", file=sys.stderr); return 1
-    except (ValueError, OSError, ImportError, RuntimeError) as e:   # the user's to fix: one line, no traceback
+    except (ValueError, KeyError, OSError, ImportError, RuntimeError) as e:   # the user's to fix: one line, no traceback
         print(f"scnotebook: error: {' '.join(str(e).split())}", file=sys.stderr); return 2

@@ -169,7 +169,7 @@ def open_set_score(
 def unassigned_rule(
     score: np.ndarray,  # `open_set_score` of each query cell
     *,
-    k: float = 2.0,  # robust z below which a cell is unassigned
+    k: float = 2.5,  # robust z below which a cell is unassigned
 ) -> np.ndarray:  # True: unassigned
     "Cells whose score lies more than `k` robust standard deviations (1.4826 MAD) below the query's median."
     med = np.median(score); mad = 1.4826 * np.median(np.abs(score - med)) + 1e-9
@@ -205,7 +205,7 @@ def annotate(
     use_rep: str | None = "auto",  # an aligned embedding in both `obsm` to blend in; 'auto': `X_scn_aligned` when both have it
     rep_weight: float = 0.5,  # share of the embedding's kNN vote in the blended score
     rep_k: int = 15,  # neighbours of the kNN vote
-    unassigned_k: float | None = 2.0,  # the open-set rule's threshold (see `unassigned_rule`); None: never unassigned
+    unassigned_k: float | None = 2.5,  # the open-set rule's threshold (see `unassigned_rule`); None: never unassigned
     key_added: str = "scn_label",  # obs column of the labels (`<key_added>_confidence` beside it)
     seed: int = 0,  # the reference's cross-validation folds
     copy: bool = False,  # annotate a copy of `query` and return it with the summary

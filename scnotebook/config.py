@@ -13,14 +13,15 @@ import yaml
 from .core import get_logger
 
 # %% auto #0
-__all__ = ['ANY', 'NAME_RE', 'STAGE_NAMES', 'ALIGN_METHODS', 'PRESETS', 'SAMPLING', 'AFFINITY_METHODS', 'NORMALIZE', 'BASELINES',
-           'SOLVERS', 'SCALES', 'LABEL_MAPS', 'TAXONOMIES', 'DATASET_FORMATS', 'FIGURE_FORMATS', 'DEVICE_RE',
-           'DATASET_SCHEMA', 'SCHEMA', 'LABEL_MAP_FILES', 'ConfigError', 'Range', 'OneOf', 'All', 'Name', 'Device',
-           'StrItems', 'read_label_map', 'validate_config', 'apply_overrides', 'load_config', 'config_dir',
+__all__ = ['ANY', 'OPTIONAL', 'NAME_RE', 'STAGE_NAMES', 'ALIGN_METHODS', 'PRESETS', 'SAMPLING', 'AFFINITY_METHODS', 'NORMALIZE',
+           'BASELINES', 'SOLVERS', 'SCALES', 'LABEL_MAPS', 'TAXONOMIES', 'DATASET_FORMATS', 'FIGURE_FORMATS',
+           'DEVICE_RE', 'DATASET_SCHEMA', 'SCHEMA', 'LABEL_MAP_FILES', 'ConfigError', 'Range', 'OneOf', 'All', 'Name',
+           'Device', 'StrItems', 'read_label_map', 'validate_config', 'apply_overrides', 'load_config', 'config_dir',
            'resolve_config']
 
 # %% ../nbs/00a_config.ipynb #84f14327
 ANY = object()  # marker: any value allowed
+OPTIONAL = object()  # marker: an optional key without a default (absent stays absent in the validated config)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")   # dataset and stage names: they become file and folder names
 # the allowed values of the enumerated options; each is the domain module's own list (tests/test_config.py checks
@@ -114,7 +115,9 @@ def StrItems(key, v):
 # be null; a rule checks the value's range or spelling and raises a `ConfigError` naming the key and what is allowed.
 DATASET_SCHEMA = {
     "source": ((str,), ANY),            # required
-    "label_key": ((str,), "cell_type"),
+    # optional: absent means `cell_type` when the data has that column, else no labels; null means no labels; a name
+    # given must be a column of the data. A dataset without labels is a normal input (label-based measures skip it).
+    "label_key": ((str, None), OPTIONAL),
     "species": ((str,), ANY),           # required
     "format": ((str, None), None, OneOf(DATASET_FORMATS, other=" (or null: from the file)")),
     "max_cells": ((int, None), None, Range(1)),
@@ -212,6 +215,7 @@ def _validate(section: dict, schema: dict, prefix: str) -> dict:
         types, default, *rule = spec
         if key not in section:
             if default is ANY: raise ConfigError(f"config key '{full}' is required")
+            if default is OPTIONAL: continue
             out[key] = copy.deepcopy(default)
         else:
             out[key] = _check_leaf(full, section[key], types)

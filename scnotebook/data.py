@@ -684,7 +684,8 @@ def _bad_file(e: Exception, path, fmt: str, what: str) -> ValueError:
 def read_dataset(
     path: str | os.PathLike,  # built-in id (`BUILTIN`), `.h5ad`, `.loom`, Allen folder or GEO Baron `.csv`
     *,
-    label_key: str | None = None,  # obs column copied to `obs['cell_type']`; None: keep
+    label_key: str | None = None,  # obs column copied to `obs['cell_type']` (it must exist); None: keep `cell_type` if there is one
+    labels: bool = True,  # False: read it unlabelled (no `obs['cell_type']`, even where the file has one)
     species: str | None = None,  # written to `obs['species']`; None: keep it, or `'unknown'`
     max_cells: int | None = None,  # stratified subsample to at most this many cells; None: all
     seed: int = 0,  # seed of the subsample
@@ -695,6 +696,7 @@ def read_dataset(
 ) -> ad.AnnData:  # counts (CSR when sparse) with `obs['cell_type']`, `obs['species']`
     "Read a dataset (built-in id, h5ad, loom, Allen folder or GEO Baron CSV) with `obs['cell_type']`/`obs['species']`."
     s = str(path); what = f"dataset {name!r}: " if name else ""
+    if not labels and label_key is not None: raise ValueError(f"{what}label_key={label_key!r} and labels=False: give one or the other")
     if format is not None and format not in ("builtin", *FORMAT_NAMES):
         raise ValueError(f"{what}unknown format {format!r}: expected one of builtin, h5ad, loom, allen, baron_csv")
     try: fmt = format or detect_format(path)
@@ -719,12 +721,14 @@ def read_dataset(
             else: a = read_baron_csv(p, **reader_kw)
         except (FileNotFoundError, MemoryError, TypeError): raise   # a missing member file, no memory, a bad reader option
         except Exception as e: raise _bad_file(e, p, fmt, what) from e
-        if fmt == "baron_csv" and label_key is None: label_key = "assigned_cluster"
+        if fmt == "baron_csv" and label_key is None and labels: label_key = "assigned_cluster"
     if sp.issparse(a.X) and a.X.format != "csr": a.X = a.X.tocsr()
     a.X, nd = canonical_sparse(a.X)
     if nd: log.warning(f"{what or s + ': '}{nd} duplicate stored entries of the sparse matrix summed (a cell and gene stored more than once)")
     if label_key == "cell_type" and "cell_type" not in a.obs and fmt == "baron_csv": label_key = "assigned_cluster"
-    if label_key is not None:
+    if not labels:
+        if "cell_type" in a.obs: a.obs = a.obs.drop(columns="cell_type")
+    elif label_key is not None:
         if label_key not in a.obs.columns:
             raise KeyError(f"{what}label key {label_key!r} is not a column of obs of {s}; available: {list(a.obs.columns)}")
         a.obs["cell_type"] = _as_labels(a.obs[label_key])
@@ -749,10 +753,13 @@ def load_datasets(
     "Read and validate every dataset of a config's `datasets` section."
     adatas, metrics = {}, {}
     for name, d in datasets.items():
-        a = read_dataset(d["source"], label_key=d.get("label_key"), species=d.get("species"),
-                         max_cells=d.get("max_cells"), seed=seed, format=d.get("format"), name=name,
+        # label_key absent: `cell_type` when the data has it; null: no labels; a name: that column, which must exist
+        a = read_dataset(d["source"], label_key=d.get("label_key"), labels="label_key" not in d or d["label_key"] is not None,
+                         species=d.get("species"), max_cells=d.get("max_cells"), seed=seed, format=d.get("format"), name=name,
                          **(d.get("options") or {}))
         metrics[name] = validate(a, label_key="cell_type" if "cell_type" in a.obs else None, name=name)
+        metrics[name]["labelled"] = bool("cell_type" in a.obs and a.obs["cell_type"].notna().any())
+        if not metrics[name]["labelled"]: log.info(f"dataset {name!r} has no labels: the measures that need them skip it")
         metrics[name]["cell_types"] = {str(k): int(v) for k, v in a.obs["cell_type"].value_counts().items()} if "cell_type" in a.obs else {}
         adatas[name] = a
     return adatas, metrics

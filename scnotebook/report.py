@@ -15,8 +15,9 @@ log = get_logger("report")
 
 # %% auto #0
 __all__ = ['log', 'DEFAULT_STAGES', 'SCHEMA_VERSION', 'METRICS_KEYS', 'FIGURE_CAPTIONS', 'REPORT_CSS', 'BROWSERS',
-           'stage_devices', 'gather_metrics', 'md_table', 'figure_caption', 'figure_md', 'report_markdown',
-           'markdown_parser', 'render_html', 'find_browser', 'browser_dom', 'screenshot_report', 'write_report']
+           'stage_devices', 'stage_skips', 'gather_metrics', 'md_table', 'figure_caption', 'figure_md',
+           'report_markdown', 'markdown_parser', 'render_html', 'find_browser', 'browser_dom', 'screenshot_report',
+           'write_report']
 
 # %% ../nbs/11b_report.ipynb #aae8a600
 DEFAULT_STAGES = list(RUNNERS)   # the pipeline's stages, in order (scnotebook.stages)
@@ -24,7 +25,7 @@ DEFAULT_STAGES = list(RUNNERS)   # the pipeline's stages, in order (scnotebook.s
 # %% ../nbs/11b_report.ipynb #daac376f
 SCHEMA_VERSION = 2
 METRICS_KEYS = ["schema_version", "config", "device", "versions", "timings", "datasets", "training", "alignment",
-                "label_transfer", "integration", "table1", "affinity_taxonomy", "cross_species", "stages"]
+                "label_transfer", "integration", "table1", "affinity_taxonomy", "cross_species", "skipped", "stages"]
 
 def _affinity_taxonomy(m: dict) -> dict | None:
     out = {n: {k: d[k] for k in ("use_rep", "spearman", "p_value", "n_types") if k in d}
@@ -47,6 +48,17 @@ def stage_devices(
     "`{stage: device}` for the stages whose own metrics recorded the device they ran on (their key `device`)."
     return {st: str(sm["device"]) for st, sm in per_stage.items() if isinstance(sm, Mapping) and sm.get("device")}
 
+def stage_skips(
+    per_stage: Mapping[str, dict | None],  # stage -> its metrics (None when it has none)
+) -> list[dict]:  # [{stage, measure, dataset, why}], in stage order
+    "Every measure the stages skipped, with why: the `skipped` lists of their metrics (a string: the whole stage)."
+    out = []
+    for st, sm in per_stage.items():
+        sk = sm.get("skipped") if isinstance(sm, Mapping) else None
+        if isinstance(sk, str): sk = [{"measure": st, "dataset": None, "why": sk}]   # as an earlier version wrote it
+        out += [{"stage": st, **{k: e.get(k) for k in ("measure", "dataset", "why")}} for e in sk or [] if isinstance(e, Mapping)]
+    return out
+
 def gather_metrics(
     run,  # a `Run`
     stages: Sequence[str] | None = None,  # stages to collect; None: `DEFAULT_STAGES`
@@ -59,6 +71,7 @@ def gather_metrics(
     for key, (st, get) in _FROM.items():
         sm = per.get(st)
         m[key] = None if sm is None else get(sm)
+    m["skipped"] = stage_skips(per)
     m["stages"] = per
     save_json(m, run.path / "metrics.json")
     return {k: m[k] for k in METRICS_KEYS}
@@ -186,7 +199,7 @@ def _names(xs) -> str: return ", ".join(map(str, xs)) if xs else "none"
 def _cross_species_md(m: dict, root: Path) -> str:
     cs = m.get("cross_species")
     figs = sorted(root.glob("*/cross_affinity*.png"))
-    if not isinstance(cs, Mapping) and not figs: return ""
+    if not (isinstance(cs, Mapping) and cs.get("n_shared") is not None) and not figs: return ""   # nothing to show (skipped)
     out = ["### The cross-species map", ""]
     if isinstance(cs, Mapping) and cs.get("n_shared") is not None:
         src, tgt = cs.get("source", "source"), cs.get("target", "target")
@@ -231,6 +244,12 @@ def _devices_line(m: dict) -> str:
     by = {}
     for st, d in dev.items(): by.setdefault(d, []).append(st)
     return "; ".join(f"`{d}` ({', '.join(sts)})" for d, sts in by.items())
+
+def _skipped_md(m: dict) -> str:
+    sk = [e for e in m.get("skipped") or [] if isinstance(e, Mapping)]
+    if not sk: return ""
+    return ("## Skipped measures\n\nNot computed in this run, and why (each stage's `metrics.json` lists its own under "
+            "`skipped`).\n\n" + md_table(sk, columns=["stage", "measure", "dataset", "why"]) + "\n")
 
 def _stages_md(m: dict, root: Path) -> str:
     dev = m.get("device") if isinstance(m.get("device"), Mapping) else {}
@@ -297,7 +316,7 @@ def report_markdown(
     head += _glance(m) + [""]
     lead = [b for b in (_label_transfer_md(m), _table1_md(m), _cross_species_md(m, root)) if b]
     parts = head + ((["## Headline", ""] + lead) if lead else [])
-    parts += [_stages_md(m, root), _tables_md(root, stages, m),
+    parts += [_skipped_md(m), _stages_md(m, root), _tables_md(root, stages, m),
               _figures_md(root, stages, set(root.glob("*/cross_affinity*.png")))]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(p for p in parts if p is not None)).strip() + "\n"
 

@@ -18,9 +18,9 @@ from .config import ConfigError, validate_config
 # %% auto #0
 __all__ = ['log', 'READS', 'OWN_DIRS', 'DEPENDS', 'RUN_MARKER', 'RUNNERS', 'stage_key', 'why_stale', 'dependents', 'upstream',
            'is_run_folder', 'check_run_folder', 'Run', 'pair_names', 'align_method', 'gene_signal', 'label_key',
-           'label_map', 'orthologs', 'workers', 'gene_table', 'capture_warnings', 'collect_warnings', 'run_data',
-           'run_preprocess', 'run_train', 'run_align', 'run_affinity', 'run_taxonomy', 'run_baselines', 'run_metrics',
-           'run_figures']
+           'unlabelled', 'no_labels_why', 'skip_entry', 'label_map', 'orthologs', 'workers', 'gene_table',
+           'capture_warnings', 'collect_warnings', 'run_data', 'run_preprocess', 'run_train', 'run_align',
+           'run_affinity', 'run_taxonomy', 'run_baselines', 'run_metrics', 'run_figures']
 
 # %% ../nbs/11a_stages.ipynb #01875c55
 log = get_logger("stages")
@@ -334,9 +334,36 @@ def label_key(
     adata,  # a dataset of the run
     cfg: dict,  # a validated pipeline config
     name: str,  # its name in `datasets`
+) -> str | None:  # None: the dataset has no labels
+    "The label column of a pipeline dataset: `cell_type` (written by 01_data), else the configured `label_key`; None without labels."
+    for k in ("cell_type", cfg["datasets"][name].get("label_key")):
+        if k is not None and k in adata.obs and adata.obs[k].notna().any(): return k
+    return None
+
+def unlabelled(
+    adatas: dict,  # dataset name -> AnnData of the run
+    cfg: dict,  # a validated pipeline config
+    names=None,  # the datasets to look at; None: all of `adatas`
+) -> list[str]:
+    "The datasets among `names` that have no labels (`label_key` is None)."
+    return [n for n in (adatas if names is None else names) if label_key(adatas[n], cfg, n) is None]
+
+def no_labels_why(
+    names: list[str],  # datasets without labels
 ) -> str:
-    "The label column of a pipeline dataset: `cell_type` (written by 01_data) or the configured `label_key`."
-    return "cell_type" if "cell_type" in adata.obs else cfg["datasets"][name]["label_key"]
+    "The reason a label-based measure gives for skipping `names`."
+    return (f"{', '.join(map(repr, names))} {'has' if len(names) == 1 else 'have'} no labels (label_key null, or absent "
+            "and no cell_type column)")
+
+def skip_entry(
+    measure: str,  # what was not computed
+    datasets,  # the dataset(s) it lacked (a name or a list), or None
+    why: str,  # the reason
+) -> dict:  # {"measure", "dataset", "why"}: one item of a stage's `skipped` list
+    "One item of a stage's `skipped` list in its `metrics.json` (the report lists them); logged at INFO."
+    ds = None if datasets is None else datasets if isinstance(datasets, str) else ", ".join(datasets)
+    log.info(f"{measure} skipped" + (f" for {ds}" if ds else "") + f": {why}")
+    return {"measure": measure, "dataset": ds, "why": why}
 
 def label_map(
     cfg: dict,  # a validated pipeline config
@@ -477,8 +504,12 @@ def run_align(
     run = Run.of(run); cfg = run.config; ac, ev = cfg["align"], cfg["evaluation"]
     adatas = run.read_adatas("04_train")
     src, tgt = pair_names(cfg); use_rep = ac["use_rep"]
-    key = "cell_type" if all("cell_type" in adatas[n].obs for n in (src, tgt)) else cfg["datasets"][src]["label_key"]
+    key = "cell_type" if all("cell_type" in adatas[n].obs for n in (src, tgt)) else label_key(adatas[src], cfg, src) or "cell_type"
     method, genes, lm = align_method(cfg), gene_signal(cfg), label_map(cfg, src, tgt)
+    unl = unlabelled(adatas, cfg, (src, tgt))
+    if unl and (method == "procrustes" or ac["anchors"]):
+        raise ValueError(f"align.{'anchors' if ac['anchors'] else 'method'} needs the cell types of both datasets, and "
+                         f"{no_labels_why(unl)}: align on genes (align.genes) or without a signal (align.method: muse)")
     adv = {"epoch_size": ac["epoch_size"]} if ac["epoch_size"] and method in ("muse", "paper") else {}
     t0 = time.perf_counter()
     r = align(adatas[src], adatas[tgt], use_rep=use_rep, method=method, seed=cfg["seed"], genes=genes,
@@ -487,22 +518,24 @@ def run_align(
     seconds = time.perf_counter() - t0
     tr = {rep: label_transfer(adatas[src], adatas[tgt], use_rep=rep, label_key=key, label_map=lm, k=ev["knn_k"],
                               seed=cfg["seed"], max_query=ev["max_cells"], max_train=ev["max_cells"])
-          for rep in (use_rep, "X_scn_aligned")}
+          for rep in (use_rep, "X_scn_aligned")} if not unl else None
     run.write_adatas("05_align", adatas)
     metrics = {"source": src, "target": tgt, "method": r.method, "criterion": r.criterion, "chosen_seed": r.seed,
                "restart_criteria": r.restarts.criterion.tolist(), "use_rep": use_rep, "seed": cfg["seed"],
                "seconds": seconds, "device": str(run.device()), "genes": genes, "anchors": ac["anchors"],
                "n_seeds": r.params.get("n_seeds"), "n_shared_features": r.params.get("n_shared_features"),
                "fallback": r.params.get("fallback"),
-               "label_transfer": {"unaligned": tr[use_rep], "aligned": tr["X_scn_aligned"]}}
+               "label_transfer": {"unaligned": tr[use_rep], "aligned": tr["X_scn_aligned"]} if tr else None}
+    if unl: metrics["skipped"] = [skip_entry("label_transfer", unl, no_labels_why(unl))]
     run.save_metrics("05_align", metrics)
-    log.info(f"05_align: {src} -> {tgt}, {r.method}, criterion {r.criterion:.4f}, transfer accuracy "
-             f"{tr[use_rep]['accuracy']:.3f} unaligned -> {tr['X_scn_aligned']['accuracy']:.3f} aligned")
+    log.info(f"05_align: {src} -> {tgt}, {r.method}, criterion {r.criterion:.4f}" + (
+             f", transfer accuracy {tr[use_rep]['accuracy']:.3f} unaligned -> {tr['X_scn_aligned']['accuracy']:.3f} aligned" if tr else ""))
     return metrics
 
 # %% ../nbs/11a_stages.ipynb #6923eb75
-def _cross_species(run: Run, out: Path, *, align_stage: str = "05_align", use_rep: str = "X_scn_aligned") -> dict:
-    "The cross-species part of stage 06: `05_align`'s source and target types compared in `use_rep`."
+def _cross_species(run: Run, out: Path, *, align_stage: str = "05_align", use_rep: str = "X_scn_aligned",
+                   skipped: list | None = None) -> dict:
+    "The cross-species part of stage 06: `05_align`'s source and target types compared in `use_rep` (label skips added to `skipped`)."
     import matplotlib.pyplot as plt
     from scnotebook.affinity import (cross_affinity, score_cross_affinity, cross_affinity_summary, cross_markdown,
                                      plot_cross_affinity, wasserstein_affinity, write_affinity, load_taxonomy, drop_small_types)
@@ -518,6 +551,10 @@ def _cross_species(run: Run, out: Path, *, align_stage: str = "05_align", use_re
     if missing:
         reason = f"{align_stage} wrote no obsm[{use_rep!r}] for {missing}"
         log.info(f"cross-species affinity skipped: {reason}"); return {"skipped": reason}
+    if (unl := unlabelled(adatas, cfg, (src, tgt))):   # the map compares cell types: it needs both species' labels
+        why = no_labels_why(unl)
+        if skipped is not None: skipped += [skip_entry(m, unl, why) for m in ("cross_species_map", "open_set")]
+        return {"source": src, "target": tgt, "skipped": f"the cross-species map and its open set need labels: {why}"}
     keys = {n: label_key(adatas[n], cfg, n) for n in (src, tgt)}
     S, T = (drop_small_types(adatas[n], keys[n])[0] for n in (src, tgt))
     lm = label_map(cfg, src, tgt)
@@ -568,9 +605,15 @@ def run_affinity(
     adatas = run.read_adatas(in_stage, x=False); out = run.stage(out_stage)
     metrics = {"method": ev["affinity_method"], "max_cells": ev["affinity_max_cells"],
                "normalize": ev["affinity_normalize"], "n_projections": ev["affinity_projections"], "datasets": {}}
+    skipped = []
     for name, a in adatas.items():
         rep = "X_scn" if "X_scn" in a.obsm else "X_intense"
         key = label_key(a, cfg, name)
+        if key is None:   # the affinity is between cell types: none without labels
+            why = no_labels_why([name]); metrics["datasets"][name] = {"use_rep": rep, "skipped": why}
+            skipped += [skip_entry(m, name, why) for m in ("affinity", "affinity_taxonomy")
+                        if m == "affinity" or (ev["taxonomy"] is not None and ev["taxonomy_dataset"] == name)]
+            continue
         a, dropped = drop_small_types(a, key)
         A = wasserstein_affinity(a, use_rep=rep, label_key=key, method=ev["affinity_method"],
                                  max_cells=ev["affinity_max_cells"], normalize=ev["affinity_normalize"],
@@ -589,7 +632,8 @@ def run_affinity(
         metrics["datasets"][name] = m
         log.info(f"{name}: affinity of {len(A)} types on {rep}" + (f", spearman {m['spearman']:.3f} (p={m['p_value']:.3g})" if "spearman" in m else ""))
     del adatas
-    metrics["cross_species"] = _cross_species(run, out)
+    metrics["cross_species"] = _cross_species(run, out, skipped=skipped)
+    if skipped: metrics["skipped"] = skipped
     run.save_metrics(out_stage, metrics)
     return metrics
 
@@ -608,13 +652,14 @@ def run_taxonomy(
     run = Run.of(run); cfg = run.config; ev = cfg["evaluation"]
     out = run.stage(out_stage)
     name, spec = ev["taxonomy_dataset"], ev["taxonomy"]
-    if name is None or spec is None:
-        reason = "no taxonomy configured (evaluation.taxonomy and evaluation.taxonomy_dataset)"
-        log.info(f"07_taxonomy skipped: {reason}")
-        run.save_metrics(out_stage, {"skipped": reason}); return {"skipped": reason}
-    a = run.read_adatas(in_stage, x=False)[name]
+    a = run.read_adatas(in_stage, x=False)[name] if name is not None and spec is not None else None
+    key = None if a is None else label_key(a, cfg, name)
+    if key is None:   # Table 1's measure needs labels on the taxonomy dataset only
+        why = ("no taxonomy configured (evaluation.taxonomy and evaluation.taxonomy_dataset)" if a is None else
+               f"the taxonomy dataset {no_labels_why([name])}")
+        metrics = {"dataset": name, "skipped": [skip_entry("taxonomy", None if a is None else name, why)]}
+        run.save_metrics(out_stage, metrics); return metrics
     rep = "X_scn" if "X_scn" in a.obsm else "X_intense"
-    key = label_key(a, cfg, name)
     a, dropped = drop_small_types(drop_unlabelled(a, key, name), key)   # unlabelled cells: left out, counted in the log
     tax = load_taxonomy(spec)
     res = taxonomy_accuracy(a, use_rep=rep, label_key=key, taxonomy=tax, n_bootstrap=ev["bootstrap"], seed=cfg["seed"])
@@ -649,15 +694,25 @@ def run_baselines(
     for name, a in adatas.items(): metrics["datasets"][name] = {"embeddings": sorted(a.obsm.keys())}
     run.write_adatas(out_stage, adatas)
     name, spec = ev["taxonomy_dataset"], ev["taxonomy"]
-    if name is None or spec is None:
-        metrics["table1_skipped"] = "no taxonomy configured (evaluation.taxonomy and evaluation.taxonomy_dataset)"
+    key = label_key(adatas[name], cfg, name) if name is not None and spec is not None else None
+    if key is None:   # Table 1 needs labels on the taxonomy dataset only
+        why = ("no taxonomy configured (evaluation.taxonomy and evaluation.taxonomy_dataset)" if name is None or spec is None
+               else f"the taxonomy dataset {no_labels_why([name])}")
+        metrics["table1_skipped"] = why
+        metrics["skipped"] = [skip_entry("table1", name if spec is not None else None, why)]
     else:
-        a = adatas[name]; key = label_key(a, cfg, name)
-        a, dropped = drop_small_types(drop_unlabelled(a, key, name), key)
+        a, dropped = drop_small_types(drop_unlabelled(adatas[name], key, name), key)
         df = table1(a, label_key=key, taxonomy=load_taxonomy(spec), n_bootstrap=ev["bootstrap"], seed=cfg["seed"])
         write_table1(df, run.stage(out_stage) / "table1", title=f"Table 1 on {name}")
         metrics["table1"] = {"dataset": name, "dropped_types": dropped, "rows": df.reset_index().to_dict(orient="records")}
     if "X_scn" not in next(iter(adatas.values())).obsm: metrics["note"] = "no X_scn in the input stage: Table 1 has no Transformer row"
+    run.save_metrics(out_stage, metrics)
+    return metrics
+
+def _no_comparison(run: Run, out_stage: str, head: dict, unl: list[str]) -> dict:
+    "Stage 09 without the method comparison: every row is scored by measures that need both species' labels."
+    why = f"label transfer, integration metrics and open-set AUC need the labels of both species: {no_labels_why(unl)}"
+    metrics = {**head, "label_transfer": None, "integration": None, "skipped": [skip_entry("method_comparison", unl, why)]}
     run.save_metrics(out_stage, metrics)
     return metrics
 
@@ -674,6 +729,9 @@ def run_metrics(
     sname, tname = pair_names(cfg)
     source, target = adatas[sname], adatas[tname]
     use_rep = ac["use_rep"]
+    if (unl := unlabelled(adatas, cfg, (sname, tname))):
+        return _no_comparison(run, out_stage, {"input_stage": stage_in, "source": sname, "target": tname, "use_rep": use_rep,
+                                               "device": str(run.device())}, unl)
     orth = orthologs(cfg, sname, tname)   # the raw counts serve the 'orthologs' row only: read them only for it
     raw = run.read_adatas("01_data", required=False) if orth is not None and run.file("01_data").is_dir() else {}
     # the method 05_align fitted (same embedding, seed and settings) is evaluated from its result, not fitted again
@@ -726,15 +784,18 @@ def run_figures(
     fmts = cfg["figures"]["formats"]; out = run.stage(out_stage); written = {}
     src, adatas = run.latest_adatas(["04_train", "05_align", "08_baselines"], x=False)
     key = "cell_type"
-    names = list(adatas)
+    names = list(adatas); unl = unlabelled(adatas, cfg); skipped = []
     lm = label_map(cfg, *pair_names(cfg)) if len(names) > 1 else ev["label_map"]
     if cfg["figures"]["umap"]:
+        if unl: skipped.append(skip_entry("figure3_cell_type", unl, f"{no_labels_why(unl)}: their cells are drawn as '?' "
+                                                                    "in the cell-type panels (the dataset panels show them)"))
         fig = figure3(adatas, label_key=key, label_map=lm, seed=cfg["seed"], save=out / "figure3", formats=fmts,
                       n_jobs=workers(run, cpu_only=False), max_cells=cfg["figures"]["umap_max_cells"])
         written["figure3"] = [f"figure3.{f}" for f in fmts]; plt.close(fig)
     tax = load_taxonomy(ev["taxonomy"]) if ev["taxonomy"] else None
     tds = ev["taxonomy_dataset"]
-    if tax is not None and tds in adatas:
+    if tax is not None and tds in unl: skipped.append(skip_entry("figure4", tds, f"the taxonomy dataset {no_labels_why([tds])}"))
+    elif tax is not None and tds in adatas:
         a = adatas[tds]
         a = a[a.obs[key].astype(str).isin(tax.index.astype(str))].copy()
         a, dropped = drop_small_types(a, key)  # a type needs two cells for a mean worth drawing
@@ -752,7 +813,8 @@ def run_figures(
             t = tax.loc[[i for i in aff.index if i in tax.index]] if (tax is not None and name == tds and set(aff.index) <= set(tax.index)) else None
             fig = figure5(aff, t, title=f"Figure 5: Wasserstein affinity ({name})", save=out / f"figure5_{name}", formats=fmts)
             written[f"figure5_{name}"] = [f"figure5_{name}.{f}" for f in fmts]; plt.close(fig)
-    metrics = {"source_stage": src, "figures": written}
+        elif name in unl: skipped.append(skip_entry("figure5", name, f"{no_labels_why([name])}: no affinity between its types"))
+    metrics = {"source_stage": src, "figures": written, **({"skipped": skipped} if skipped else {})}
     run.save_metrics(out_stage, metrics)
     return metrics
 

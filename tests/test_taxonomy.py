@@ -109,7 +109,11 @@ def test_pipeline_stage_skips_and_runs(tmp_path):
     a, tax = toy(); a.obsm["X_scn"] = a.obsm.pop("X_emb")
     run = make_run(tmp_path / "no_tax", {"mouse": a})
     m = run_taxonomy(run.path)
-    assert "skipped" in m and json.loads((run.path / "07_taxonomy" / "metrics.json").read_text())["skipped"].startswith("no taxonomy")
+    assert json.loads((run.path / "07_taxonomy" / "metrics.json").read_text())["skipped"][0]["why"].startswith("no taxonomy")
+    u = a.copy(); del u.obs["cell_type"]   # the taxonomy dataset without labels: skipped, with the reason
+    m = run_taxonomy(make_run(tmp_path / "unlabelled", {"mouse": u}, tax).path)
+    assert m["skipped"] == [{"measure": "taxonomy", "dataset": "mouse", "why": "the taxonomy dataset 'mouse' has no labels "
+                                                                              "(label_key null, or absent and no cell_type column)"}]
     run = make_run(tmp_path / "tax", {"mouse": a}, tax)
     m = run_taxonomy(run.path)
     assert m["use_rep"] == "X_scn" and m["levels"]["coarse"]["accuracy"] == 1.0 and "accuracy_lo" in m["levels"]["coarse"]

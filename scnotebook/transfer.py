@@ -17,9 +17,9 @@ from .data import missing_labels
 from .homology import gene_pairs, shared_expression
 
 # %% auto #0
-__all__ = ['log', 'UNASSIGNED', 'shared_genes', 'correlation', 'centroids', 'centroid_scores', 'reference_cv', 'fit_temperature',
-           'reliability', 'plot_reliability', 'open_set_score', 'unassigned_rule', 'knn_votes', 'annotate',
-           'annotation_summary']
+__all__ = ['log', 'UNASSIGNED', 'shared_genes', 'correlation', 'centroids', 'centroid_scores', 'fine_tune', 'reference_cv',
+           'fit_temperature', 'reliability', 'plot_reliability', 'open_set_score', 'unassigned_rule', 'robust_low',
+           'query_clusters', 'cluster_open_set', 'knn_votes', 'annotate', 'annotation_summary']
 
 # %% ../nbs/05b_transfer.ipynb #3b6cb9fc
 log = get_logger("transfer")
@@ -95,6 +95,33 @@ def centroid_scores(
         QC = np.stack([Q[p == i].mean(0) if (p == i).sum() >= min_cells else C[i] for i in range(len(types))])
         S = weight * S0 + (1 - weight) * correlation(Q, QC); p = S.argmax(1)
     return types, S, S0
+
+# %% ../nbs/05b_transfer.ipynb #7d30a4c4
+def _separating_genes(C: np.ndarray, cands: tuple, n_genes: int) -> np.ndarray:
+    "The genes among the top `n_genes` of every pairwise centroid difference of the candidate types."
+    return np.unique(np.concatenate([np.argsort(C[j] - C[i])[:n_genes] for i in cands for j in cands if i != j]))
+
+def fine_tune(
+    R: np.ndarray,  # reference features
+    Q: np.ndarray,  # query features
+    y: np.ndarray,  # reference labels
+    types: np.ndarray,  # the label order of `S`'s columns
+    S: np.ndarray,  # query x type scores (`centroid_scores`)
+    *,
+    delta: float,  # types within `delta` of a cell's best score are its candidates
+    n_genes: int = 30,  # genes per pairwise difference
+) -> np.ndarray:  # index of each cell's type
+    "Decide near ties again on the genes that separate the tied types (SingleR's fine-tuning), until one type is left."
+    C, pred, memo = centroids(R, y, types), S.argmax(1), {}
+    for i in np.where((S >= S.max(1, keepdims=True) - delta).sum(1) > 1)[0]:
+        cands = np.where(S[i] >= S[i].max() - delta)[0]
+        while len(cands) > 1:
+            g = memo.setdefault(tuple(cands), _separating_genes(C, tuple(cands), n_genes))
+            s = correlation(Q[i:i + 1, g], C[cands][:, g])[0]
+            keep = cands[s >= s.max() - delta]
+            cands = keep if len(keep) < len(cands) else cands[[s.argmax()]]
+        pred[i] = cands[0]
+    return pred
 
 # %% ../nbs/05b_transfer.ipynb #32dd4197
 def _softmax(S: np.ndarray, tau: float) -> np.ndarray:
@@ -172,8 +199,53 @@ def unassigned_rule(
     k: float = 2.5,  # robust z below which a cell is unassigned
 ) -> np.ndarray:  # True: unassigned
     "Cells whose score lies more than `k` robust standard deviations (1.4826 MAD) below the query's median."
-    med = np.median(score); mad = 1.4826 * np.median(np.abs(score - med)) + 1e-9
-    return score < med - k * mad
+    return robust_low(score, k)
+
+def robust_low(
+    x: np.ndarray,  # values
+    k: float,  # robust standard deviations
+    floor: float = 0.02,  # least spread: values within `floor` of each other are never told apart
+) -> np.ndarray:  # True where a value lies far below the others
+    "Values more than `k` robust standard deviations (1.4826 x MAD, at least `floor`) below the median."
+    med = np.median(x)
+    return x < med - k * max(1.4826 * np.median(np.abs(x - med)), floor)
+
+# %% ../nbs/05b_transfer.ipynb #e649fb1a
+def query_clusters(
+    Q: np.ndarray,  # query features (cells x genes, log expression)
+    *,
+    resolution: float = 1.0,  # Leiden resolution
+    n_neighbors: int = 15,  # neighbours of the kNN graph
+    n_pcs: int = 30,  # principal components of the graph
+    seed: int = 0,  # seed of the PCA, the graph and Leiden
+) -> np.ndarray:  # cluster id of each cell (0, 1, ...; the largest first)
+    "Leiden clusters of the query on its own (scanpy: PCA, kNN graph, Leiden with igraph)."
+    import scanpy as sc
+    a = AnnData(np.asarray(Q, dtype=np.float32))
+    sc.pp.pca(a, n_comps=max(2, min(n_pcs, a.n_obs - 1, a.n_vars - 1)), random_state=seed)
+    sc.pp.neighbors(a, n_neighbors=min(n_neighbors, a.n_obs - 1), random_state=seed)
+    sc.tl.leiden(a, resolution=resolution, flavor="igraph", n_iterations=2, directed=False, random_state=seed)
+    return a.obs["leiden"].astype(int).to_numpy()
+
+def cluster_open_set(
+    Q: np.ndarray,  # query features
+    C: np.ndarray,  # reference centroids, same features
+    clusters: np.ndarray,  # cluster id of each query cell
+    *,
+    k: float = 2.0,  # robust z (over clusters) below which a cluster is unassigned
+) -> tuple[np.ndarray, np.ndarray]:  # per cell: its cluster's best correlation, and whether the cluster is unassigned
+    "Each query cluster's best correlation with a reference centroid, and the clusters far below the others (unassigned)."
+    ids = np.unique(clusters)
+    M = np.stack([Q[clusters == c].mean(0) for c in ids]); cc = correlation(M, C)
+    best, match = cc.max(1), cc.argmax(1)
+    CC = correlation(C, C); np.fill_diagonal(CC, -np.inf); near = CC.max(1)   # each type's nearest other type
+    out = robust_low(best, k)
+    for i in np.where(out)[0]:   # unassigned only when it differs from the cluster that matches its type best ...
+        rivals = np.where((match == match[i]) & (best > best[i]))[0]
+        # ... more than the reference's type differs from its nearest other type (both within one dataset)
+        out[i] = len(rivals) > 0 and correlation(M[[i]], M[[rivals[best[rivals].argmax()]]])[0, 0] < near[match[i]]
+    pos = np.searchsorted(ids, clusters)
+    return best[pos], out[pos]
 
 # %% ../nbs/05b_transfer.ipynb #6d09dc12
 def knn_votes(
@@ -193,6 +265,16 @@ def knn_votes(
     yi = np.searchsorted(types, yr)[idx]
     return np.stack([(yi == i).mean(1) for i in range(len(types))], 1)
 
+def _blend_rep(ref, query, use_rep, yr, types, S, Scv, rep_weight, rep_k):
+    "Scores of the query and held-out scores of the reference with the kNN vote of `obsm[use_rep]` blended in."
+    if use_rep == "auto": use_rep = "X_scn_aligned" if all("X_scn_aligned" in a.obsm for a in (ref, query)) else None
+    if use_rep is None: return None, S, Scv
+    for what, a in (("reference", ref), ("query", query)):
+        if use_rep not in a.obsm: raise KeyError(f"{what}.obsm has no {use_rep!r}: align the pair first, or use_rep=None")
+    Xr, Xq = (np.asarray(a.obsm[use_rep], dtype=np.float32) for a in (ref, query))
+    return (use_rep, (1 - rep_weight) * S + rep_weight * knn_votes(Xr, yr, Xq, types, k=rep_k),
+            (1 - rep_weight) * Scv + rep_weight * knn_votes(Xr, yr, None, types, k=rep_k))
+
 def annotate(
     reference: AnnData,  # labelled AnnData (raw counts, CPM or log-normalised); its own gene list
     query: AnnData,  # AnnData to annotate, of the same or another species; gets `obs[key_added]` and its confidence
@@ -202,45 +284,44 @@ def annotate(
     n_top_genes: int = 2000,  # highly variable genes per dataset (their union is used)
     iterations: int = 3,  # self-training rounds on the query's predicted centroids (0: plain centroid correlation)
     weight: float = 0.5,  # share of the reference centroids in each round
+    fine_tune_genes: int | None = 30,  # genes per pair of tied types in `fine_tune`; None: no fine-tuning
     use_rep: str | None = "auto",  # an aligned embedding in both `obsm` to blend in; 'auto': `X_scn_aligned` when both have it
     rep_weight: float = 0.5,  # share of the embedding's kNN vote in the blended score
     rep_k: int = 15,  # neighbours of the kNN vote
-    unassigned_k: float | None = 2.5,  # the open-set rule's threshold (see `unassigned_rule`); None: never unassigned
-    key_added: str = "scn_label",  # obs column of the labels (`<key_added>_confidence` beside it)
-    seed: int = 0,  # the reference's cross-validation folds
+    cluster_k: float | None = 2.0,  # a query cluster this far below the others (robust z) is unassigned; None: no cluster rule
+    unassigned_k: float | None = 3.0,  # a cell this far below the query's median (robust z) is unassigned; None: no cell rule
+    resolution: float = 1.0,  # Leiden resolution of the query clusters
+    key_added: str = "scn_label",  # obs column of the labels (`<key_added>_confidence`, `_best`, `_cluster` beside it)
+    seed: int = 0,  # the reference's cross-validation folds and the query's clusters
     copy: bool = False,  # annotate a copy of `query` and return it with the summary
 ) -> pd.DataFrame | tuple[AnnData, pd.DataFrame]:  # per predicted type: cells, share, mean confidence
     "Label every query cell with a reference type or `'unassigned'`, with a calibrated confidence."
     t0 = time.perf_counter()
     y = _check_pair(reference, query, label_key)
     if copy: query = query.copy()
-    ok = y != None   # noqa: E711
+    ok = y != None   # noqa: E711 (an object array)
     ref = reference[ok] if not ok.all() else reference
     R, Q, feats = shared_genes(ref, query, genes, n_top_genes=n_top_genes)
     yr = y[ok].astype(str)
-    kw = dict(iterations=iterations, weight=weight)
-    types, S, S0 = centroid_scores(R, Q, yr, **kw)
-    _, Scv, _ = reference_cv(R, yr, seed=seed, **kw)
-    if use_rep == "auto": use_rep = "X_scn_aligned" if all("X_scn_aligned" in a.obsm for a in (reference, query)) else None
-    if use_rep is not None:
-        for what, a in (("reference", ref), ("query", query)):
-            if use_rep not in a.obsm: raise KeyError(f"{what}.obsm has no {use_rep!r}: align the pair first, or use_rep=None")
-        Xr, Xq = (np.asarray(a.obsm[use_rep], dtype=np.float32) for a in (ref, query))
-        S = (1 - rep_weight) * S + rep_weight * knn_votes(Xr, yr, Xq, types, k=rep_k)
-        Scv = (1 - rep_weight) * Scv + rep_weight * knn_votes(Xr, yr, None, types, k=rep_k)
-    truth = np.searchsorted(types, yr)
-    tau = fit_temperature(Scv, truth)
-    P = _softmax(S, tau); pred = P.argmax(1); conf = P.max(1)
-    score = open_set_score(S0)
-    un = unassigned_rule(score, k=unassigned_k) if unassigned_k is not None else np.zeros(len(pred), bool)
+    types, S, S0 = centroid_scores(R, Q, yr, iterations=iterations, weight=weight)
+    _, Scv, _ = reference_cv(R, yr, seed=seed, iterations=iterations, weight=weight)
+    use_rep, S, Scv = _blend_rep(ref, query, use_rep, yr, types, S, Scv, rep_weight, rep_k)
+    tau = fit_temperature(Scv, np.searchsorted(types, yr))
+    pred = fine_tune(R, Q, yr, types, S, delta=tau, n_genes=fine_tune_genes) if fine_tune_genes else S.argmax(1)
+    conf = _softmax(S, tau)[np.arange(len(pred)), pred]
+    clusters = query_clusters(Q, resolution=resolution, seed=seed)
+    cbest, cout = cluster_open_set(Q, centroids(R, yr, types), clusters, k=cluster_k if cluster_k is not None else np.inf)
+    un = cout | (unassigned_rule(open_set_score(S0), k=unassigned_k) if unassigned_k is not None else False)
     query.obs[key_added] = pd.Categorical(np.where(un, UNASSIGNED, types[pred]), categories=[*types, UNASSIGNED])
     query.obs[f"{key_added}_confidence"] = conf.astype(np.float32)
     query.obs[f"{key_added}_best"] = pd.Categorical(types[pred], categories=types)
-    query.obs[f"{key_added}_open_set_score"] = score.astype(np.float32)
+    query.obs[f"{key_added}_open_set_score"] = np.minimum(open_set_score(S0), cbest).astype(np.float32)
+    query.obs[f"{key_added}_cluster"] = pd.Categorical(clusters.astype(str), categories=[str(c) for c in np.unique(clusters)])
     query.uns.setdefault("scnotebook", {})[key_added] = {
         "label_key": label_key, "genes": genes if isinstance(genes, str) else "table", "n_features": int(len(feats)),
-        "n_top_genes": n_top_genes, "iterations": iterations, "weight": weight, "use_rep": use_rep, "rep_weight": rep_weight,
-        "unassigned_k": unassigned_k, "temperature": tau, "seed": seed, "n_reference": int(ok.sum()),
+        "n_top_genes": n_top_genes, "iterations": iterations, "weight": weight, "fine_tune_genes": fine_tune_genes,
+        "use_rep": use_rep, "rep_weight": rep_weight, "cluster_k": cluster_k, "unassigned_k": unassigned_k,
+        "resolution": resolution, "temperature": tau, "seed": seed, "n_reference": int(ok.sum()),
         "seconds": round(time.perf_counter() - t0, 2)}
     summary = annotation_summary(query, key_added)
     return (query, summary) if copy else summary

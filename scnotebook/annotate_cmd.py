@@ -12,7 +12,7 @@ import pandas as pd
 
 from .core import atomic_open, peak_rss_gb, save_figure, save_h5ad, save_json
 from .data import read_dataset
-from .transfer import UNASSIGNED, annotate
+from .transfer import UNASSIGNED, annotate, cluster_summary, plot_composition, plot_confidence
 from .report import md_table, render_html
 from .stages import RUN_MARKER, check_run_folder
 
@@ -22,14 +22,9 @@ __all__ = ['annotation_report', 'annotate_files']
 # %% ../nbs/11c_annotate_cmd.ipynb #41f20860
 def _figures(query, key: str, out: Path) -> list[tuple[str, str]]:
     "The confidence histogram and the predicted composition as PNG files; (file name, caption) of each."
-    import matplotlib; import matplotlib.pyplot as plt
-    conf, lab = query.obs[f"{key}_confidence"].to_numpy(), query.obs[key]
-    fig, ax = plt.subplots(figsize=(4.2, 3)); ax.hist(conf, bins=20, range=(0, 1), color="#4477aa")
-    ax.set(xlabel="confidence", ylabel="cells"); save_figure(fig, out / "confidence.png"); plt.close(fig)
-    counts = lab.value_counts().sort_values()
-    fig, ax = plt.subplots(figsize=(4.8, 0.3 * len(counts) + 1.2))
-    ax.barh(counts.index.astype(str), counts.to_numpy(), color=["#bbbbbb" if c == UNASSIGNED else "#228833" for c in counts.index])
-    ax.set(xlabel="cells"); save_figure(fig, out / "composition.png"); plt.close(fig)
+    import matplotlib.pyplot as plt
+    for name, plot in (("composition.png", plot_composition), ("confidence.png", plot_confidence)):
+        ax = plot(query, key); save_figure(ax.figure, out / name); plt.close(ax.figure)
     return [("composition.png", "Predicted composition of the query (grey: unassigned)."),
             ("confidence.png", "Confidence of every query cell's label.")]
 
@@ -48,10 +43,14 @@ def annotation_report(
             "unassigned": f"{un:.1%}", "mean confidence": round(conf, 3), **(facts or {})}
     rows = {str(k): {"cells": int(r.cells), "share": f"{r.share:.1%}", "mean confidence": round(float(r.confidence), 3)}
             for k, r in summary.iterrows()}
+    clusters = {c: {"cells": int(r.cells), "majority label": r.majority_label, "its share": f"{r.majority_share:.0%}",
+                    "unassigned": f"{r.unassigned:.0%}", "mean confidence": round(float(r.confidence), 3)}
+                for c, r in cluster_summary(query, key).iterrows()}
     params = {k: str(v) for k, v in query.uns["scnotebook"][key].items()}
     text = ("# scnotebook annotation\n\n" + md_table(head, index="", headers={"value": ""}) + "\n## Predicted composition\n\n"
             + md_table(rows, index="label") + "\n" + "".join(f"![{c}]({f})\n\n*{c}*\n\n" for f, c in figs)
-            + "## Parameters\n\n" + md_table(params, index="parameter"))
+            + "## Query clusters (Leiden)\n\n" + md_table(clusters, index="cluster")
+            + "\n## Parameters\n\n" + md_table(params, index="parameter"))
     with atomic_open(out / "report.md", encoding="utf-8") as f: f.write(text)
     with atomic_open(out / "report.html", encoding="utf-8") as f: f.write(render_html(text, "scnotebook annotation"))
     return out / "report.md"

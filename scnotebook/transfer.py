@@ -19,7 +19,8 @@ from .homology import gene_pairs, shared_expression
 # %% auto #0
 __all__ = ['log', 'UNASSIGNED', 'shared_genes', 'correlation', 'centroids', 'centroid_scores', 'fine_tune', 'reference_cv',
            'fit_temperature', 'reliability', 'plot_reliability', 'open_set_score', 'unassigned_rule', 'robust_low',
-           'query_clusters', 'cluster_open_set', 'knn_votes', 'annotate', 'annotation_summary']
+           'query_clusters', 'cluster_open_set', 'knn_votes', 'annotate', 'annotation_summary', 'score_annotation',
+           'cluster_summary', 'plot_composition', 'plot_confidence']
 
 # %% ../nbs/05b_transfer.ipynb #3b6cb9fc
 log = get_logger("transfer")
@@ -335,3 +336,76 @@ def annotation_summary(
     df = pd.DataFrame({"cells": lab.value_counts(sort=False), "confidence": conf.groupby(lab, observed=False).mean()})
     df["share"] = df.cells / max(len(lab), 1)
     return df[df.cells > 0][["cells", "share", "confidence"]].sort_values("cells", ascending=False)
+
+# %% ../nbs/05b_transfer.ipynb #eaa07a90
+def score_annotation(
+    query: AnnData,  # annotated by `annotate`
+    truth,  # the query's true labels (hidden from `annotate`), one per cell; missing ones are left out
+    reference_types,  # the reference's labels (or its types)
+    *,
+    label_map: dict | str | None = None,  # labels -> shared names for both species (`resolve_label_map`)
+    key_added: str = "scn_label",  # `annotate`'s label column
+) -> dict:  # accuracy, balanced_accuracy, unassigned_recall, shared_unassigned, ece, open_set_auroc, n_shared, n_query_only
+    "Accuracy of an annotation on the types both have, and how it treats the types the reference lacks."
+    from sklearn.metrics import roc_auc_score
+    from scnotebook.metrics import harmonize_labels
+    t = harmonize_labels(truth, label_map); known = t != None   # noqa: E711
+    ref = {x for x in harmonize_labels(reference_types, label_map) if x is not None}
+    pred = harmonize_labels(query.obs[key_added].astype(str), label_map)
+    best = harmonize_labels(query.obs[f"{key_added}_best"].astype(str), label_map)
+    shared = known & np.isin(t.astype(str), list(ref)); novel = known & ~shared
+    hit = shared & (pred == t)
+    out = {"accuracy": float(hit[shared].mean()) if shared.any() else None, "n_shared": int(shared.sum()),
+           "balanced_accuracy": float(np.mean([hit[shared & (t == c)].mean() for c in set(t[shared])])) if shared.any() else None,
+           "unassigned_recall": float((pred[novel] == UNASSIGNED).mean()) if novel.any() else None,
+           "shared_unassigned": float((pred[shared] == UNASSIGNED).mean()) if shared.any() else None,
+           "n_query_only": int(novel.sum()), "query_only_types": sorted(set(t[novel]))}
+    conf = query.obs[f"{key_added}_confidence"].to_numpy()
+    out["ece"] = reliability(conf[shared], best[shared] == t[shared])[1] if shared.any() else None
+    s = query.obs[f"{key_added}_open_set_score"].to_numpy()
+    out["open_set_auroc"] = float(roc_auc_score(novel[known], -s[known])) if novel.any() and shared.any() else None
+    return out
+
+# %% ../nbs/05b_transfer.ipynb #d03ec22e
+def cluster_summary(
+    query: AnnData,  # annotated by `annotate`
+    key_added: str = "scn_label",  # `annotate`'s label column
+) -> pd.DataFrame:  # per query cluster: cells, majority label, its share, share unassigned, mean confidence
+    "Each query cluster's size, majority predicted label (and its share), share unassigned and mean confidence."
+    df = pd.DataFrame({"cluster": query.obs[f"{key_added}_cluster"].astype(str).to_numpy(),
+                       "label": query.obs[key_added].astype(str).to_numpy(),
+                       "confidence": query.obs[f"{key_added}_confidence"].to_numpy()})
+    g = df.groupby("cluster", sort=False)
+    out = pd.DataFrame({"cells": g.size(), "majority_label": g.label.agg(lambda s: s.value_counts().index[0]),
+                        "majority_share": g.label.agg(lambda s: s.value_counts(normalize=True).iloc[0]),
+                        "unassigned": g.label.agg(lambda s: (s == UNASSIGNED).mean()), "confidence": g.confidence.mean()})
+    return out.sort_values("cells", ascending=False)
+
+def plot_composition(
+    query: AnnData,  # annotated by `annotate`
+    key_added: str = "scn_label",  # `annotate`'s label column
+    *,
+    ax=None,  # matplotlib axes; None: a new figure
+):
+    "Bar chart of the predicted composition (unassigned in grey)."
+    import matplotlib.pyplot as plt
+    counts = query.obs[key_added].value_counts().sort_values()
+    counts = counts[counts > 0]
+    if ax is None: _, ax = plt.subplots(figsize=(4.8, 0.3 * len(counts) + 1.2))
+    ax.barh(counts.index.astype(str), counts.to_numpy(),
+            color=["#bbbbbb" if c == UNASSIGNED else "#228833" for c in counts.index])
+    ax.set(xlabel="cells", title="predicted composition")
+    return ax
+
+def plot_confidence(
+    query: AnnData,  # annotated by `annotate`
+    key_added: str = "scn_label",  # `annotate`'s label column
+    *,
+    ax=None,  # matplotlib axes; None: a new figure
+):
+    "Histogram of the confidence of every query cell's label."
+    import matplotlib.pyplot as plt
+    if ax is None: _, ax = plt.subplots(figsize=(4.2, 3))
+    ax.hist(query.obs[f"{key_added}_confidence"].to_numpy(), bins=20, range=(0, 1), color="#4477aa")
+    ax.set(xlabel="confidence", ylabel="cells", title="confidence")
+    return ax

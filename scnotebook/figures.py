@@ -17,7 +17,7 @@ log = get_logger("figures")
 
 
 # %% auto #0
-__all__ = ['log', 'FIG3_PANELS', 'paper_umap', 'figure3', 'save_figures', 'figure4', 'figure5']
+__all__ = ['log', 'FIG3_PANELS', 'paper_umap', 'figure3', 'save_figures', 'annotation_umap', 'figure4', 'figure5']
 
 # %% ../nbs/10_figures.ipynb #3a2a4d8d
 def paper_umap(
@@ -135,6 +135,41 @@ def save_figures(
 ) -> list[Path]:
     "Save `fig` as `<stem>.<fmt>` for every format (atomically)."
     return [save_figure(fig, Path(f"{stem}.{fmt}")) for fmt in formats]
+
+# %% ../nbs/10_figures.ipynb #a3541656
+def annotation_umap(
+    adatas: Mapping,  # dataset name -> AnnData with `obsm[use_rep]`; the annotated ones carry `obs[key]`
+    *,
+    key: str = "scn_label",  # `annotate`'s label column
+    use_rep: str = "X_scn_aligned",  # the shared space
+    label_key: str = "cell_type",  # the datasets' own labels (shown when present)
+    label_map: dict | str | None = None,  # one name per type across species
+    seed: int = 0,  # seed of the UMAP and the subsample
+    max_cells: int | None = 50_000,  # cells drawn at most (stratified subsample); None: all
+    save: str | os.PathLike | None = None,  # path stem: `<save>.<format>`; None: not saved
+    formats: Sequence[str] = ("png",),  # file formats when saving
+):
+    "One row per annotated dataset on the UMAP of the shared space: predicted label, and its own labels (or clusters)."
+    import matplotlib.pyplot as plt
+    st = _stack(adatas, use_rep, label_key, label_map)
+    if st is None: raise ValueError(f"every dataset needs obsm[{use_rep!r}] for the annotation map")
+    done = [n for n, a in adatas.items() if key in a.obs]
+    if not done: raise ValueError(f"no dataset has obs[{key!r}]: annotate one first (scnotebook.transfer.annotate)")
+    X, lab, ds = st
+    pred = np.concatenate([a.obs[key].astype(str).to_numpy() if key in a.obs else np.full(a.n_obs, "") for a in adatas.values()])
+    own = np.concatenate([a.obs[f"{key}_cluster"].astype(str).radd("cluster ").to_numpy() if label_key not in a.obs
+                          and f"{key}_cluster" in a.obs else lab[ds == n] for n, a in adatas.items()])
+    keep = _panel_cells(lab, ds, max_cells, seed) if max_cells is not None and len(X) > max_cells else np.arange(len(X))
+    xy = paper_umap(X[keep], seed=seed); pred, own, ds = pred[keep], own[keep], ds[keep]
+    fig, axes = plt.subplots(len(done), 2, figsize=(11, 4 * len(done)), squeeze=False)
+    for name, row in zip(done, axes):
+        m = ds == name
+        for ax, values, what in ((row[0], pred, "predicted label"), (row[1], own, "own labels or clusters")):
+            ax.scatter(*xy[~m].T, s=2, c="#eeeeee", rasterized=True)
+            _scatter(ax, xy[m], values[m], f"{name}: {what}")
+    fig.tight_layout()
+    if save is not None: save_figures(fig, save, formats)
+    return fig
 
 # %% ../nbs/10_figures.ipynb #999fc54a
 def figure4(

@@ -25,7 +25,7 @@ DEFAULT_STAGES = list(RUNNERS)   # the pipeline's stages, in order (scnotebook.s
 # %% ../nbs/11b_report.ipynb #daac376f
 SCHEMA_VERSION = 2
 METRICS_KEYS = ["schema_version", "config", "device", "versions", "timings", "datasets", "training", "alignment",
-                "label_transfer", "integration", "table1", "affinity_taxonomy", "cross_species", "skipped", "stages"]
+                "label_transfer", "integration", "table1", "affinity_taxonomy", "cross_species", "annotation", "skipped", "stages"]
 
 def _affinity_taxonomy(m: dict) -> dict | None:
     out = {n: {k: d[k] for k in ("use_rep", "spearman", "p_value", "n_types") if k in d}
@@ -40,7 +40,8 @@ _FROM = {"datasets": ("01_data", lambda m: m),
          "integration": ("09_metrics", lambda m: m.get("integration")),
          "table1": ("08_baselines", lambda m: m.get("table1")),
          "affinity_taxonomy": ("06_affinity", _affinity_taxonomy),
-         "cross_species": ("06_affinity", lambda m: {k: v for k, v in (m.get("cross_species") or {}).items() if k != "types"} or None)}
+         "cross_species": ("06_affinity", lambda m: {k: v for k, v in (m.get("cross_species") or {}).items() if k != "types"} or None),
+         "annotation": ("05_align", lambda m: m.get("annotation"))}
 
 def stage_devices(
     per_stage: Mapping[str, dict | None],  # stage -> its metrics (None when it has none)
@@ -125,6 +126,9 @@ FIGURE_CAPTIONS = [
     (r"dendrogram_(?P<ds>.+)", "The cell-type tree of {ds} recovered from the embedding, beside its taxonomy."),
     (r"figure4_(?P<ds>.+?)_(?P<rep>X_.+)", "Figure 4 on {ds}: the taxonomy recovered from `{rep}` beside the ground truth."),
     (r"figure5_(?P<ds>.+)", "Figure 5 on {ds}: Wasserstein affinity between cell types, ordered by the taxonomy."),
+    (r"annotation_umap", "The annotation on the UMAP of the aligned space: each annotated dataset's cells coloured by the "
+                         "predicted label (unassigned included) beside their own labels, or their Leiden clusters."),
+    (r"annotation_(?P<ds>.+)", "The annotation of {ds}: predicted composition (grey: unassigned) and the confidence of every cell."),
 ]
 
 def figure_caption(
@@ -215,8 +219,36 @@ def _cross_species_md(m: dict, root: Path) -> str:
     return "\n".join(out) + "\n"
 
 # %% ../nbs/11b_report.ipynb #46af35e9
+def _annotation_md(m: dict, root: Path) -> str:
+    "The headline of the annotation (stage 05): per dataset its reference, composition, confidence, scores and clusters."
+    ann = m.get("annotation")
+    if not isinstance(ann, Mapping) or not ann: return ""
+    out = ["### Annotation", ""]
+    for q, a in ann.items():
+        s = a.get("scores") or {}
+        line = (f"**{q}** annotated from {a.get('reference')}: {a.get('n_cells')} cells, "
+                f"{a.get('unassigned', 0):.1%} unassigned, mean confidence {a.get('mean_confidence', 0):.3f}")
+        if _is_num(s.get("accuracy")):
+            line += (f"; against its own labels (hidden from the annotation): accuracy **{s['accuracy']:.3f}**, balanced "
+                     f"{_cell(s.get('balanced_accuracy'))}, ECE {_cell(s.get('ece'))}, types the reference lacks "
+                     f"({_names(s.get('query_only_types'))}) unassigned: {_cell(s.get('unassigned_recall'))}")
+        out += [line + ".", ""]
+        if a.get("fallback"): out += [f"*The alignment fell back to {a['fallback']}: with so little gene signal these labels are "
+                                      "unreliable.*", ""]
+        comp = {k: {"cells": v} for k, v in sorted((a.get("composition") or {}).items(), key=lambda kv: -kv[1])}
+        cl = {str(r.get("cluster")): {k: r.get(k) for k in ("cells", "majority_label", "majority_share", "unassigned")}
+              for r in a.get("clusters") or []}
+        out += [md_table(comp, index="predicted label"), "", f"Leiden clusters of {q}:", "", md_table(cl, index="cluster"), ""]
+        for f in sorted(root.glob(f"*/annotation_{q}.png")): out.append(f'<div class="lead">\n\n{figure_md(f, root)}\n</div>\n')
+    for f in sorted(root.glob("*/annotation_umap.png")): out.append(f'<div class="lead">\n\n{figure_md(f, root)}\n</div>\n')
+    return "\n".join(out) + "\n"
+
 def _glance(m: dict) -> list[str]:
     out = []
+    for q, a in (m.get("annotation") or {}).items():
+        acc = (a.get("scores") or {}).get("accuracy")
+        out.append(f"- Annotation of {q} from {a.get('reference')}: {a.get('unassigned', 0):.1%} unassigned, mean confidence "
+                   f"{a.get('mean_confidence', 0):.3f}" + (f", accuracy **{acc:.3f}** against its hidden labels" if _is_num(acc) else ""))
     lt = m.get("label_transfer")
     if isinstance(lt, Mapping):
         acc = {k: v["accuracy"] for k, v in lt.items() if isinstance(v, Mapping) and _is_num(v.get("accuracy"))}
@@ -314,10 +346,10 @@ def report_markdown(
             + (f". Stages ran on {d}." if (d := _devices_line(m)) else ". No stage recorded its device.") + f" scnotebook {v.get('scnotebook')}, torch {v.get('torch')}, "
             f"python {v.get('python')}.", ""]
     head += _glance(m) + [""]
-    lead = [b for b in (_label_transfer_md(m), _table1_md(m), _cross_species_md(m, root)) if b]
+    lead = [b for b in (_annotation_md(m, root), _label_transfer_md(m), _table1_md(m), _cross_species_md(m, root)) if b]
     parts = head + ((["## Headline", ""] + lead) if lead else [])
     parts += [_skipped_md(m), _stages_md(m, root), _tables_md(root, stages, m),
-              _figures_md(root, stages, set(root.glob("*/cross_affinity*.png")))]
+              _figures_md(root, stages, set(root.glob("*/cross_affinity*.png")) | set(root.glob("*/annotation_*.png")))]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(p for p in parts if p is not None)).strip() + "\n"
 
 # %% ../nbs/11b_report.ipynb #8e4285a2

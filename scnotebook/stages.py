@@ -16,11 +16,11 @@ from .core import (atomic_open, get_device, get_logger, is_partial, load_json, s
 from .config import ConfigError, validate_config
 
 # %% auto #0
-__all__ = ['log', 'READS', 'OWN_DIRS', 'DEPENDS', 'RUN_MARKER', 'RUNNERS', 'stage_key', 'why_stale', 'dependents', 'upstream',
+__all__ = ['log', 'READS', 'EXTRA_DIRS', 'DEPENDS', 'RUN_MARKER', 'RUNNERS', 'stage_key', 'why_stale', 'dependents', 'upstream',
            'is_run_folder', 'check_run_folder', 'Run', 'pair_names', 'align_method', 'gene_signal', 'label_key',
            'unlabelled', 'no_labels_why', 'skip_entry', 'label_map', 'orthologs', 'workers', 'gene_table',
            'capture_warnings', 'collect_warnings', 'run_data', 'run_preprocess', 'run_train', 'run_align',
-           'run_affinity', 'run_taxonomy', 'run_baselines', 'run_metrics', 'run_figures']
+           'annotate_pair', 'run_affinity', 'run_taxonomy', 'run_baselines', 'run_metrics', 'run_figures']
 
 # %% ../nbs/11a_stages.ipynb #01875c55
 log = get_logger("stages")
@@ -38,7 +38,7 @@ READS: dict[str, tuple[str, ...]] = {
     "09_metrics": ("seed", "datasets", "align", "evaluation", "device"),
     "10_figures": ("seed", "datasets", "align", "evaluation", "figures")}
 # the stages whose files each stage reads: a stage that runs again makes these markers stale
-OWN_DIRS: tuple[str, ...] = ()   # folders besides the stages' that the run writes
+EXTRA_DIRS: dict[str, tuple[str, ...]] = {"05_align": ("annotation",)}   # folders a stage writes besides its own
 DEPENDS: dict[str, tuple[str, ...]] = {
     "01_data": (), "02_preprocess": ("01_data",), "04_train": ("02_preprocess",), "05_align": ("04_train",),
     "06_affinity": ("04_train", "05_align"), "07_taxonomy": ("04_train",), "08_baselines": ("04_train", "05_align"),
@@ -196,8 +196,9 @@ class Run:
         self,
         name: str,  # stage name
     ):
-        "Forget stage `name`: its marker and its folder (AnnData, artifacts, checkpoints) go."
-        self.clear_done(name); shutil.rmtree(self.file(name), ignore_errors=True)
+        "Forget stage `name`: its marker and its folders (AnnData, artifacts, checkpoints; `EXTRA_DIRS`) go."
+        self.clear_done(name)
+        for d in (name, *EXTRA_DIRS.get(name, ())): shutil.rmtree(self.file(d), ignore_errors=True)
     def invalidate_after(
         self,
         name: str,  # a stage that runs (again)
@@ -218,7 +219,7 @@ class Run:
         return load_json(self.marker(name)) if self.is_done(name) else None
     def own_dirs(self) -> list[Path]:
         "The folders this package writes in a run folder: the folder itself, `.done/`, `notebooks/` and each stage's (with subfolders)."
-        inside = [self.file(d) for d in (".done", "notebooks", *DEPENDS, *OWN_DIRS)]
+        inside = [self.file(d) for d in (".done", "notebooks", *DEPENDS, *(d for ds in EXTRA_DIRS.values() for d in ds))]
         return [self.path] + [q for d in inside if d.is_dir() for q in (d, *d.rglob("*")) if q.is_dir() and not q.is_symlink()]
     def sweep_partial(self) -> list[Path]:
         "Delete the temporary files a killed process left mid-write: only files named as `atomic_path` names them, only in `own_dirs`."
@@ -519,18 +520,51 @@ def run_align(
     tr = {rep: label_transfer(adatas[src], adatas[tgt], use_rep=rep, label_key=key, label_map=lm, k=ev["knn_k"],
                               seed=cfg["seed"], max_query=ev["max_cells"], max_train=ev["max_cells"])
           for rep in (use_rep, "X_scn_aligned")} if not unl else None
+    ann, ann_skip = annotate_pair(run, adatas, (src, tgt), genes=genes, label_map=lm, fallback=r.params.get("fallback"))
     run.write_adatas("05_align", adatas)
     metrics = {"source": src, "target": tgt, "method": r.method, "criterion": r.criterion, "chosen_seed": r.seed,
                "restart_criteria": r.restarts.criterion.tolist(), "use_rep": use_rep, "seed": cfg["seed"],
                "seconds": seconds, "device": str(run.device()), "genes": genes, "anchors": ac["anchors"],
                "n_seeds": r.params.get("n_seeds"), "n_shared_features": r.params.get("n_shared_features"),
                "fallback": r.params.get("fallback"),
-               "label_transfer": {"unaligned": tr[use_rep], "aligned": tr["X_scn_aligned"]} if tr else None}
-    if unl: metrics["skipped"] = [skip_entry("label_transfer", unl, no_labels_why(unl))]
+               "label_transfer": {"unaligned": tr[use_rep], "aligned": tr["X_scn_aligned"]} if tr else None,
+               "annotation": ann}
+    skipped = ([skip_entry("label_transfer", unl, no_labels_why(unl))] if unl else []) + ann_skip
+    if skipped: metrics["skipped"] = skipped
     run.save_metrics("05_align", metrics)
     log.info(f"05_align: {src} -> {tgt}, {r.method}, criterion {r.criterion:.4f}" + (
              f", transfer accuracy {tr[use_rep]['accuracy']:.3f} unaligned -> {tr['X_scn_aligned']['accuracy']:.3f} aligned" if tr else ""))
     return metrics
+
+# %% ../nbs/11a_stages.ipynb #0dd5334d
+def annotate_pair(
+    run: Run,  # the run (the CSVs go to `<run>/annotation/`)
+    adatas: dict,  # dataset name -> AnnData of stage 05 (annotated in place)
+    names: tuple[str, str],  # the aligned pair
+    *,
+    genes=None,  # the run's gene signal (`gene_signal`); None: identical symbols
+    label_map=None,  # the pair's label map (for scoring)
+    fallback=None,  # the alignment's fallback (e.g. to MUSE), recorded beside the annotation
+) -> tuple[dict, list]:  # ({dataset: summary and scores}, skipped entries)
+    "Annotate each dataset of the pair from the other when that one has labels; write `annotation/<dataset>.csv`."
+    from scnotebook.transfer import annotate, score_annotation, cluster_summary
+    cfg, out, skipped = run.config, {}, []
+    for ref, qry in (names, names[::-1]):
+        rk, qk = label_key(adatas[ref], cfg, ref), label_key(adatas[qry], cfg, qry)
+        if rk is None: skipped.append(skip_entry("annotation", qry, f"its reference {no_labels_why([ref])}")); continue
+        try: summary = annotate(adatas[ref], adatas[qry], label_key=rk, genes=genes or "symbols", use_rep=None, seed=cfg["seed"])
+        except ValueError as e: skipped.append(skip_entry("annotation", qry, f"annotate failed: {e}")); continue
+        a = adatas[qry]
+        table = pd.DataFrame({"cell": a.obs_names, "label": a.obs["scn_label"].astype(str).to_numpy(),
+                              "confidence": a.obs["scn_label_confidence"].round(4).to_numpy()})
+        with atomic_open(run.file("annotation", f"{qry}.csv"), "w", encoding="utf-8") as f: table.to_csv(f, index=False)
+        out[qry] = {"reference": ref, "n_cells": int(a.n_obs), "fallback": fallback,
+                    "composition": {str(k): int(v) for k, v in summary.cells.items()},
+                    "mean_confidence": float(a.obs["scn_label_confidence"].mean()),
+                    "unassigned": float((table.label == "unassigned").mean()),
+                    "clusters": cluster_summary(a).reset_index().to_dict("records"),
+                    "scores": score_annotation(a, a.obs[qk], adatas[ref].obs[rk], label_map=label_map) if qk else None}
+    return out, skipped
 
 # %% ../nbs/11a_stages.ipynb #6923eb75
 def _cross_species(run: Run, out: Path, *, align_stage: str = "05_align", use_rep: str = "X_scn_aligned",
@@ -770,6 +804,23 @@ def run_metrics(
     log.info("09_metrics:\n" + summarize(df, formatted=True).to_markdown())
     return metrics
 
+def _annotation_figures(adatas: dict, out: Path, cfg: dict, lm, fmts) -> dict:
+    "Stage 10's pictures of the annotation (stage 05): composition and confidence per annotated dataset, and the UMAP map."
+    import matplotlib.pyplot as plt
+    from scnotebook.figures import annotation_umap
+    from scnotebook.transfer import plot_composition, plot_confidence
+    written, done = {}, [n for n, a in adatas.items() if "scn_label" in a.obs]
+    for n in done:
+        fig, axs = plt.subplots(1, 2, figsize=(10, 0.25 * adatas[n].obs["scn_label"].nunique() + 2.5))
+        plot_composition(adatas[n], ax=axs[0]); plot_confidence(adatas[n], ax=axs[1]); fig.tight_layout()
+        for f in fmts: save_figure(fig, out / f"annotation_{n}.{f}")
+        written[f"annotation_{n}"] = [f"annotation_{n}.{f}" for f in fmts]; plt.close(fig)
+    if done and cfg["figures"]["umap"]:
+        fig = annotation_umap(adatas, label_map=lm, seed=cfg["seed"], save=out / "annotation_umap", formats=fmts,
+                              max_cells=cfg["figures"]["umap_max_cells"])
+        written["annotation_umap"] = [f"annotation_umap.{f}" for f in fmts]; plt.close(fig)
+    return written
+
 @collect_warnings('10_figures')
 def run_figures(
     run,  # a `Run`, or the path of an existing run folder
@@ -792,6 +843,7 @@ def run_figures(
         fig = figure3(adatas, label_key=key, label_map=lm, seed=cfg["seed"], save=out / "figure3", formats=fmts,
                       n_jobs=workers(run, cpu_only=False), max_cells=cfg["figures"]["umap_max_cells"])
         written["figure3"] = [f"figure3.{f}" for f in fmts]; plt.close(fig)
+    written.update(_annotation_figures(adatas, out, cfg, lm, fmts))
     tax = load_taxonomy(ev["taxonomy"]) if ev["taxonomy"] else None
     tds = ev["taxonomy_dataset"]
     if tax is not None and tds in unl: skipped.append(skip_entry("figure4", tds, f"the taxonomy dataset {no_labels_why([tds])}"))

@@ -74,6 +74,23 @@ def test_ci_metrics_schema(ci_run):
     assert m["table1"] and m["affinity_taxonomy"]
 
 
+def test_ci_annotation_of_every_aligned_dataset(ci_run):
+    "Each aligned dataset is annotated from the other: a CSV per dataset, scored against its hidden labels, in the report."
+    import pandas as pd
+    out, _ = ci_run
+    m = json.loads((out / "metrics.json").read_text())["annotation"]
+    assert set(m) == {"human", "mouse"} and m["human"]["reference"] == "mouse"
+    for name in ("human", "mouse"):
+        csv = pd.read_csv(out / "annotation" / f"{name}.csv")
+        assert list(csv.columns) == ["cell", "label", "confidence"] and len(csv) == m[name]["n_cells"]
+        assert csv.confidence.between(0, 1).all() and sum(m[name]["composition"].values()) == len(csv)
+        assert 0.7 <= m[name]["scores"]["accuracy"] <= 1 and m[name]["clusters"]
+        assert (out / "10_figures" / f"annotation_{name}.png").exists()
+    assert "acinar" in m["human"]["scores"]["query_only_types"]
+    rep = (out / "report.md").read_text()
+    assert "### Annotation" in rep and "annotated from mouse" in rep and "annotation_human.png" in rep
+
+
 def test_rerun_skips_finished_stages(ci_run):
     out, _ = ci_run
     r = run_cli("reproduce", "--config", "ci", "--out", str(out), "--stages", "01_data", "02_preprocess")

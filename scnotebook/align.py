@@ -372,10 +372,10 @@ def centroid_anchors(
     min_cells: int = 1,  # cells a type needs on each side
 ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:  # (source centroids, target centroids, names, weights)
     "Centroids of the types present in both (with at least `min_cells` cells on each side): (A, B, names, weights)."
-    from scnotebook.metrics import unlabelled
+    from scnotebook.metrics import unlabelled, shared_types
     _check_num("min_cells", min_cells, 1, integer=True)
     ys, yt = (np.where(unlabelled(y), None, np.asarray(y, dtype=object).astype(str)) for y in (ys, yt))
-    common = ({x for x in ys if x is not None} & {x for x in yt if x is not None})
+    common = shared_types(ys, yt)["shared"]   # warns when the shared labels look like cluster ids
     names = sorted(t for t in common if (ys == t).sum() >= min_cells and (yt == t).sum() >= min_cells)
     if not names: raise ValueError("source and target share no cell-type label: give a label_map or anchors")
     if len(names) < 2:
@@ -435,9 +435,9 @@ def _type_anchors(anchors) -> bool:
 
 def _anchor_labels(source, target, anchors, label_key, label_map):
     "Per-cell anchor type ('' for cells of other types) on both sides, in the target's names."
-    from scnotebook.metrics import labels_of, check_label_map
+    from scnotebook.metrics import labels_of, check_label_map, shared_types
     ys, yt = labels_of(source, label_key, label_map, "source"), labels_of(target, label_key, label_map, "target")
-    check_label_map(label_map, source.obs[label_key], target.obs[label_key])
+    check_label_map(label_map, source.obs[label_key], target.obs[label_key]); shared_types(ys, yt)   # cluster ids: WARNING
     pairs = {str(k): str(v) for k, v in anchors.items()} if isinstance(anchors, dict) else {str(a): str(a) for a in anchors}
     for side, names, have in (("source", pairs.keys(), set(ys) - {None}), ("target", pairs.values(), set(yt) - {None})):
         miss = sorted(set(names) - have)
@@ -503,8 +503,8 @@ def align(
                                        harmony=opts["harmony"], seed=seed)
             params.update(n_gene_pairs=int(len(pairs)), n_shared_features=int(len(feats)), **{f"gene_{k}": v for k, v in ginfo.items()})
             if ginfo["n_variable"] < opts["min_genes"]:
-                log.warning(f"only {ginfo['n_variable']} shared genes vary (min_genes={opts['min_genes']}): too little gene "
-                            "signal to seed the alignment, so it falls back to the unsupervised MUSE recipe")
+                log.warning(f"only {ginfo['n_variable']} shared genes vary ({len(pairs)} gene pairs, min_genes={opts['min_genes']}): "
+                            "too little gene signal to seed the alignment, so it falls back to the unsupervised MUSE recipe")
                 Gs = Gt = None; params["fallback"] = "muse"
         if _type_anchors(anchors):
             alab = _anchor_labels(source, target, anchors, label_key, label_map)

@@ -14,10 +14,10 @@ from .core import get_logger
 
 # %% auto #0
 __all__ = ['ANY', 'OPTIONAL', 'NAME_RE', 'STAGE_NAMES', 'ALIGN_METHODS', 'PRESETS', 'SAMPLING', 'AFFINITY_METHODS', 'NORMALIZE',
-           'BASELINES', 'SOLVERS', 'SCALES', 'LABEL_MAPS', 'TAXONOMIES', 'DATASET_FORMATS', 'FIGURE_FORMATS',
-           'DEVICE_RE', 'DATASET_SCHEMA', 'SCHEMA', 'LABEL_MAP_FILES', 'ConfigError', 'Range', 'OneOf', 'All', 'Name',
-           'Device', 'StrItems', 'read_label_map', 'validate_config', 'apply_overrides', 'load_config', 'config_dir',
-           'resolve_config']
+           'BASELINES', 'SOLVERS', 'SCALES', 'LABEL_MAPS', 'TAXONOMIES', 'DATASET_FORMATS', 'READER_OPTIONS',
+           'FIGURE_FORMATS', 'DEVICE_RE', 'DATASET_SCHEMA', 'SCHEMA', 'LABEL_MAP_FILES', 'ConfigError', 'Range',
+           'OneOf', 'All', 'Name', 'Device', 'StrItems', 'read_label_map', 'validate_config', 'apply_overrides',
+           'load_config', 'config_dir', 'resolve_config']
 
 # %% ../nbs/00a_config.ipynb #84f14327
 ANY = object()  # marker: any value allowed
@@ -40,6 +40,8 @@ LABEL_MAPS = ("baron",)                                                     # sc
 TAXONOMIES = ("mouse_brain_atlas", "mba", "mousebrain", "pancreas", "baron", "baron_pancreas", "zeisel2015",
               "zeisel")                                                     # scnotebook.data.taxonomy
 DATASET_FORMATS = ("builtin", "h5ad", "loom", "allen", "baron_csv")         # scnotebook.data.read_dataset
+READER_OPTIONS = {"h5ad": (), "loom": ("chunk_size", "dtype"), "allen": ("chunk_size", "dtype"),
+                  "baron_csv": ("chunk_size", "dtype"), "baron_human": (), "baron_mouse": ()}   # scnotebook.data.reader_options
 FIGURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg", "tif", "tiff", "eps", "webp")
 DEVICE_RE = re.compile(r"^(auto|cpu|xla|meta|cuda(:\d+)?)$")                # scnotebook.core.get_device
 
@@ -226,7 +228,27 @@ def _validate_datasets(ds, key) -> dict:
     if not ds: raise ConfigError(f"config key '{key}' must name at least one dataset")
     if not isinstance(ds, dict): raise ConfigError(f"config key '{key}' must be a mapping of name -> dataset")
     for name in ds: Name(f"{key}.{name}", name)
-    return {name: _validate(spec, DATASET_SCHEMA, f"{key}.{name}.") for name, spec in ds.items()}
+    out = {name: _validate(spec, DATASET_SCHEMA, f"{key}.{name}.") for name, spec in ds.items()}
+    for name, d in out.items(): _check_options(d, f"{key}.{name}")
+    return out
+
+def _reader_of(d: dict) -> str | None:
+    "The format or built-in id whose reader options apply to a dataset, when the config alone tells; None: `read_dataset` checks them."
+    fmt, src = d.get("format"), str(d["source"])
+    if fmt not in (None, "builtin"): return fmt
+    if src in READER_OPTIONS or fmt == "builtin": return src if src in READER_OPTIONS else None
+    name = src.lower()   # a folder or an unknown suffix: only the file tells
+    return next((f for suf, f in ((".h5ad", "h5ad"), (".loom", "loom"), (".csv", "baron_csv"), (".csv.gz", "baron_csv"))
+                 if name.endswith(suf)), None)
+
+def _check_options(d: dict, key: str):
+    "A `ConfigError` for an option that the dataset's reader would not take (it would be ignored, or fail late)."
+    r = _reader_of(d)
+    if r is None or not d.get("options"): return
+    ok, what = READER_OPTIONS[r], f"built-in dataset {r!r}" if r in ("baron_human", "baron_mouse") else f"{r} file"
+    for k in d["options"]:
+        if k not in ok: raise ConfigError(f"config key '{key}.options.{k}' is not an option that the {what} reader takes: "
+                                          + (f"it takes {', '.join(ok)}" if ok else "it takes no options"))
 
 def read_label_map(
     path: str | os.PathLike,  # a CSV/TSV file of two columns (source type, shared name) or a YAML mapping

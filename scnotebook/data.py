@@ -17,10 +17,11 @@ from .core import atomic_path, get_logger, local_data, progress, settings
 
 # %% auto #0
 __all__ = ['log', 'BARON_WHEEL', 'BARON_WHEEL_SHA256', 'BARON_ZIP', 'BARON_ZIP_SHA256', 'BARON_MEMBERS', 'MISSING_LABELS',
-           'MBA_TAXONOMY', 'PANCREAS_TAXONOMY', 'ZEISEL_LEVEL1', 'BUILTIN', 'FORMAT_NAMES', 'sha256_file', 'baron_zip',
-           'missing_labels', 'baron_pancreas', 'baron_orthologs', 'read_loom', 'read_allen', 'read_baron_csv',
-           'canonical_sparse', 'validate', 'sample_counts', 'synthetic', 'check_nested', 'taxonomy', 'detect_format',
-           'subsample_indices', 'subsample', 'read_dataset', 'load_datasets']
+           'LOG_SCALE_MAX', 'MBA_TAXONOMY', 'PANCREAS_TAXONOMY', 'ZEISEL_LEVEL1', 'BUILTIN', 'FORMAT_NAMES',
+           'sha256_file', 'baron_zip', 'missing_labels', 'baron_pancreas', 'baron_orthologs', 'read_loom', 'read_allen',
+           'read_baron_csv', 'canonical_sparse', 'expression_scale', 'validate', 'sample_counts', 'synthetic',
+           'check_nested', 'taxonomy', 'detect_format', 'subsample_indices', 'subsample', 'reader_options',
+           'check_reader_options', 'read_dataset', 'load_datasets']
 
 # %% ../nbs/01_data.ipynb #3bc9ede2
 log = get_logger("data")
@@ -275,6 +276,18 @@ def canonical_sparse(
     nnz = X.nnz; X.sum_duplicates()
     return X, int(nnz - X.nnz)
 
+LOG_SCALE_MAX = 50.0   # log1p(CP10k) stays below ~12; non-integer values above this are a linear scale (CPM, TPM)
+
+def expression_scale(
+    X,  # a cells x genes matrix (dense or sparse)
+) -> str:  # 'counts', 'linear' or 'log'
+    "What a matrix holds: 'counts' (whole numbers), 'linear' (non-integer, some values above `LOG_SCALE_MAX`: CPM, TPM) or 'log' (non-integer, all below it: already logged)."
+    vals = X.data if sp.issparse(X) else np.asarray(X).ravel()
+    if vals.dtype.kind in "biu" or vals.size == 0: return "counts"
+    step = 1 << 22   # checked in blocks: no second copy of a large matrix
+    if all(np.allclose(v, np.round(v)) for v in (vals[i:i + step] for i in range(0, vals.size, step))): return "counts"
+    return "linear" if float(np.nanmax(vals)) > LOG_SCALE_MAX else "log"
+
 def _where(adata, mask_rows, mask_cols=None):
     r = int(np.flatnonzero(mask_rows)[0]); return f"cell {adata.obs_names[r]!r}" + (f", gene {adata.var_names[int(mask_cols)]!r}" if mask_cols is not None else "")
 
@@ -285,7 +298,7 @@ def validate(
     allow_negative: bool = False,  # accept negative values (already transformed data, not counts)
     strict: bool = False,  # all-zero cells or genes raise instead of a warning
     name: str | None = None,  # dataset name used in messages
-) -> dict:  # n_cells, n_genes, nnz, density, zero_cells, zero_genes, n_labels, n_unlabelled, duplicate_entries
+) -> dict:  # n_cells, n_genes, nnz, density, zero_cells, zero_genes, n_labels, n_unlabelled, duplicate_entries, scale
     "Check `adata` (or the dataset at a path) for empty/NaN/inf/negative values, duplicated genes and a missing label key; count unlabelled cells; return a report."
     if isinstance(adata, (str, os.PathLike)): adata = read_dataset(adata, name=name)
     what = f"dataset {name!r}" if name else "AnnData"
@@ -338,7 +351,7 @@ def validate(
     zc, zg = int((cell_tot == 0).sum()), int((gene_tot == 0).sum())
     rep = {"n_cells": n, "n_genes": p, "nnz": int(nnz), "density": nnz / (n * p), "zero_cells": zc, "zero_genes": zg,
            "n_labels": int(pd.Series(np.asarray(adata.obs[label_key], dtype=object)[~miss]).nunique()) if label_key else None,
-           "n_unlabelled": n_unl if label_key else None, "duplicate_entries": ndup}
+           "n_unlabelled": n_unl if label_key else None, "duplicate_entries": ndup, "scale": expression_scale(X)}
     if zc or zg:
         msg = (f"{what} has {zc} all-zero cells (e.g. {list(adata.obs_names[cell_tot == 0][:3])}) and {zg} all-zero genes "
                f"(e.g. {list(adata.var_names[gene_tot == 0][:3])})")
@@ -681,6 +694,44 @@ def _bad_file(e: Exception, path, fmt: str, what: str) -> ValueError:
     if str(path) in msg: return ValueError(f"{what}{msg}")   # our own reader errors already name the file
     return ValueError(f"{what}{path} is not a valid {FORMAT_NAMES.get(fmt, fmt)} ({type(e).__name__}: {msg[:400]})")
 
+def reader_options(
+    fmt: str,  # a `detect_format` answer: 'builtin', 'h5ad', 'loom', 'allen' or 'baron_csv'
+    source: str = "",  # the built-in id, for 'builtin'
+) -> tuple[str, ...]:  # the option names, sorted
+    "The options (`datasets.<name>.options`, `read_dataset`'s `**reader_kw`) that the reader of a format or built-in id takes."
+    import inspect
+    def names(f, drop=("path", "species")):
+        return [n for n, p in inspect.signature(f).parameters.items() if n not in drop and p.kind != p.VAR_KEYWORD]
+    if fmt == "builtin" and source.startswith("synthetic"): return tuple(sorted(names(synthetic)))
+    if fmt == "builtin" and source.startswith("atlas"):
+        from scnotebook.atlas import atlas_dataset, atlas_pair   # atlas_dataset passes its other options to atlas_pair
+        return tuple(sorted(set(names(atlas_dataset)) | set(names(atlas_pair))))
+    readers = {"loom": read_loom, "allen": read_allen, "baron_csv": read_baron_csv}   # h5ad and baron_*: none
+    return tuple(sorted(names(readers[fmt]))) if fmt in readers else ()
+
+def check_reader_options(
+    options: dict,  # the options given
+    fmt: str,  # the dataset's format (see `detect_format`)
+    source: str = "",  # the built-in id, for 'builtin'
+    what: str = "",  # the dataset in the message (`"dataset 'human': "`)
+) -> None:
+    "A ValueError naming every option that the reader of `fmt` (or of the built-in id `source`) would not take, and the ones it takes."
+    ok = reader_options(fmt, source); bad = sorted(set(options) - set(ok))
+    if not bad: return
+    reader = f"the built-in dataset {source!r}" if fmt == "builtin" else {"h5ad": "an h5ad file", "loom": "a loom file",
+              "allen": "an Allen folder", "baron_csv": "a GEO Baron CSV file"}.get(fmt, fmt)
+    raise ValueError(f"{what}unknown reader option(s) {', '.join(map(repr, bad))} for {reader}: "
+                     + (f"it takes {', '.join(ok)}" if ok else "it takes no options") + " (datasets.<name>.options)")
+
+def _read_builtin(s: str, reader_kw: dict) -> ad.AnnData:
+    "The built-in dataset `s` (one of `BUILTIN`)."
+    sp_name = s.split("_", 1)[1]
+    if s.startswith("baron"): return baron_pancreas(species=(sp_name,))[sp_name]
+    if s.startswith("atlas"):
+        from scnotebook.atlas import atlas_dataset
+        return atlas_dataset(sp_name, **reader_kw)
+    return synthetic(**{"n_cells": 500, "n_genes": 1000, "seed": 0, **reader_kw}, species=("human", "mouse"))[sp_name]
+
 def read_dataset(
     path: str | os.PathLike,  # built-in id (`BUILTIN`), `.h5ad`, `.loom`, Allen folder or GEO Baron `.csv`
     *,
@@ -692,7 +743,7 @@ def read_dataset(
     unique_genes: bool = True,  # make duplicated gene names unique (-1, -2, ... suffixes)
     format: str | None = None,  # `'builtin'`, `'h5ad'`, `'loom'`, `'allen'` or `'baron_csv'`; None: `detect_format`
     name: str | None = None,  # the dataset's name in messages (the config's key, e.g. `'human'`)
-    **reader_kw,  # `chunk_size`/`dtype` for the file readers; `synthetic` options for `synthetic_*` ids, `atlas_dataset` options for `atlas_*`
+    **reader_kw,  # `chunk_size`/`dtype` for loom, Allen and Baron CSV; `synthetic` options for `synthetic_*`, `atlas_dataset` ones for `atlas_*` (see `reader_options`; others are refused)
 ) -> ad.AnnData:  # counts (CSR when sparse) with `obs['cell_type']`, `obs['species']`
     "Read a dataset (built-in id, h5ad, loom, Allen folder or GEO Baron CSV) with `obs['cell_type']`/`obs['species']`."
     s = str(path); what = f"dataset {name!r}: " if name else ""
@@ -702,16 +753,10 @@ def read_dataset(
     try: fmt = format or detect_format(path)
     except FileNotFoundError as e: raise FileNotFoundError(f"{what}{e}") from None
     except ValueError as e: raise ValueError(f"{what}{e}") from None
+    check_reader_options(reader_kw, fmt, s, what)   # an option the reader would not take is refused, not ignored
     if fmt != "builtin" and not Path(s).expanduser().exists():
         raise FileNotFoundError(f"{what}no such file or folder: {Path(s).expanduser()}")
-    if fmt == "builtin":
-        sp_name = s.split("_", 1)[1]
-        if s.startswith("baron"): a = baron_pancreas(species=(sp_name,))[sp_name]
-        elif s.startswith("atlas"):
-            from scnotebook.atlas import atlas_dataset
-            a = atlas_dataset(sp_name, **reader_kw)
-        else:
-            a = synthetic(**{"n_cells": 500, "n_genes": 1000, "seed": 0, **reader_kw}, species=("human", "mouse"))[sp_name]
+    if fmt == "builtin": a = _read_builtin(s, reader_kw)
     else:
         p = Path(s).expanduser()
         try:

@@ -14,11 +14,15 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from .align import mutual_csls_pairs, procrustes, selection_criterion
+from .core import get_logger
+from .data import LOG_SCALE_MAX, expression_scale
+
+log = get_logger("homology")
 
 # %% auto #0
-__all__ = ['TABLES', 'LOG_SCALE_MAX', 'check_gene_names', 'symbol_pairs', 'ortholog_table', 'read_orthologs', 'table_pairs',
-           'log_expression', 'gene_pairs', 'shared_expression', 'gene_space', 'seed_pairs', 'mnn_correct',
-           'anchor_pairs', 'seeded_fit']
+__all__ = ['log', 'TABLES', 'SPECIES_WORDS', 'check_gene_names', 'symbol_pairs', 'ortholog_table', 'read_orthologs',
+           'names_species', 'match_genes', 'table_columns', 'table_pairs', 'log_expression', 'species_of', 'gene_pairs',
+           'shared_expression', 'gene_space', 'seed_pairs', 'mnn_correct', 'anchor_pairs', 'seeded_fit']
 
 # %% ../nbs/05a_homology.ipynb #b41cf819
 def check_gene_names(
@@ -84,6 +88,59 @@ def read_orthologs(
     if len(cols) < 2: raise ValueError(f"an ortholog table needs at least two gene-name columns, got {list(table.columns)}")
     return table[cols]
 
+SPECIES_WORDS = {"human": ("human", "sapiens", "hsapiens"), "mouse": ("mouse", "musculus", "mmusculus")}   # in column headers
+
+def names_species(
+    column,  # a table's column header
+    species: str | None,  # a species name (`'human'`, `'mouse'`, ...); None or `'unknown'`: none
+) -> bool:
+    "Whether a column header names `species` (e.g. 'human', 'Mouse gene name', 'hsapiens_homolog_gene')."
+    if species is None or str(species).strip().lower() in ("", "unknown", "nan"): return False
+    sp_ = str(species).strip().lower()
+    return any(w in str(column).lower() for w in SPECIES_WORDS.get(sp_, (sp_,)))
+
+def match_genes(
+    values: pd.Series,  # a table column of gene names
+    genes: Sequence,  # a gene list (e.g. `var_names`)
+) -> pd.Series:  # per value, its gene of `genes`; NaN where none
+    "Each value's gene in `genes`: itself when spelled the same, else the one gene equal up to case; NaN when none (or two genes differ only in case)."
+    g = pd.Index(np.asarray(genes).astype(str)); v = values.where(values.isna(), values.astype(str)).astype(object)
+    up = pd.Series(g, index=g.str.upper()); up = up[~up.index.duplicated(keep=False)]
+    return v.where(v.isin(g)).fillna(v.str.upper().map(up))
+
+def table_columns(
+    table: pd.DataFrame,  # an ortholog table (`read_orthologs`)
+    source_genes: Sequence,  # the source's gene names
+    target_genes: Sequence,  # the target's gene names
+    *,
+    source_species: str | None = None,  # the source's species; None: columns by content only
+    target_species: str | None = None,  # the target's species; None: columns by content only
+) -> tuple[str, str]:  # (source column, target column)
+    "The columns of the source and the target: one whose header names the species (and matches some of its genes), else the one matching most genes (up to case)."
+    genes = [pd.Index(np.asarray(g).astype(str)) for g in (source_genes, target_genes)]
+    # per column and side: (genes matched up to case, matched exactly); the exact count breaks ties ('INS' vs 'Ins')
+    hits = {c: [(int(match_genes(table[c], g).notna().sum()), int(table[c].isin(g).sum())) for g in genes] for c in table.columns}
+    named = [[c for c in table.columns if names_species(c, sp_) and hits[c][i][0] > 0]
+             for i, sp_ in enumerate((source_species, target_species))]
+    chosen = [None, None]
+    for i in sorted((0, 1), key=lambda i: not named[i]):   # a side whose species a header names is chosen first
+        cands = [c for c in named[i] if c not in chosen] or [c for c in table.columns if c not in chosen]
+        chosen[i] = max(cands, key=lambda c: hits[c][i])
+    return chosen[0], chosen[1]
+
+def _warn_unmatched(table, cols, matched, genes, min_fraction: float = 0.5):
+    "A WARNING when most genes of either list match nothing in their column, with a few unmatched names from each side."
+    parts = []
+    for side, col, m, g in zip(("source", "target"), cols, matched, genes):
+        hit = set(m.dropna())
+        if len(hit) >= min_fraction * len(g): continue
+        data = [x for x in g[:1000] if x not in hit][:3]
+        tab = list(pd.unique(table[col][m.isna()].dropna())[:3])
+        parts.append(f"{len(hit)} of {len(g)} {side} genes are in its column {col!r} (unmatched {side} genes: {data}; "
+                     f"unmatched names of the column: {tab})")
+    if parts: log.warning("most genes match nothing in the ortholog table: " + "; ".join(parts) + ": check that the "
+                          "columns are the two species' and that table and data name genes the same way (symbols or Ensembl ids)")
+
 def _components(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
     "Connected-component id of every row of a bipartite edge list."
     from scipy.sparse.csgraph import connected_components
@@ -93,27 +150,29 @@ def _components(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
     return connected_components(G, directed=False)[1][us[1]]
 
 def table_pairs(
-    table: pd.DataFrame | str | os.PathLike,  # DataFrame, CSV/TSV path, `'biomart'` or `'hcop'` (best-matching columns)
+    table: pd.DataFrame | str | os.PathLike,  # DataFrame, CSV/TSV path, `'biomart'` or `'hcop'`
     source_genes: Sequence,  # the source's gene names
     target_genes: Sequence,  # the target's gene names
     *,
     many: str = "sum",  # one-to-many groups: `'sum'` (one feature), `'max_mean'` (top pair) or `'one_to_one'` (dropped)
     source_mean: pd.Series | None = None,  # mean expression of the source's genes (`'max_mean'`); None: all equal
     target_mean: pd.Series | None = None,  # mean expression of the target's genes (`'max_mean'`); None: all equal
+    source_species: str | None = None,  # the source's species: the column whose header names it (see `table_columns`)
+    target_species: str | None = None,  # the target's species; None (either): the column matching most genes
 ) -> pd.DataFrame:  # columns source, target, feature
-    "Rows (source, target, feature) of an ortholog table whose genes are in both lists; `feature` groups one-to-many rows."
+    "Rows (source, target, feature) of an ortholog table whose genes are in both lists (up to case); `feature` groups one-to-many rows."
     if many not in ("sum", "max_mean", "one_to_one"):
         raise ValueError(f"many={many!r}: use 'sum', 'max_mean' or 'one_to_one'")
     df = read_orthologs(table)
     s, t = check_gene_names(source_genes, "source"), check_gene_names(target_genes, "target")
-    cs = max(df.columns, key=lambda c: df[c].isin(s).sum())
-    ct = max([c for c in df.columns if c != cs], key=lambda c: df[c].isin(t).sum())
-    hs, ht = int(df[cs].isin(s).sum()), int(df[ct].isin(t).sum())
+    cs, ct = table_columns(df, s, t, source_species=source_species, target_species=target_species)
+    ms, mt = match_genes(df[cs], s), match_genes(df[ct], t)   # the data's spelling of each row's genes (up to case)
+    hs, ht = int(ms.notna().sum()), int(mt.notna().sum())
     if hs == 0 or ht == 0:
         raise ValueError(f"the ortholog table's columns match neither gene list (best: {cs!r} matches {hs} source genes, "
                          f"{ct!r} matches {ht} target genes; source genes look like {list(s[:3])}, target like {list(t[:3])})")
-    df = df[[cs, ct]].set_axis(["source", "target"], axis=1).dropna()
-    df = df[df.source.isin(s) & df.target.isin(t)].drop_duplicates().reset_index(drop=True)
+    _warn_unmatched(df, (cs, ct), (ms, mt), (s, t))
+    df = pd.DataFrame({"source": ms, "target": mt}).dropna().drop_duplicates().reset_index(drop=True)
     if len(df) == 0: raise ValueError(f"no row of the ortholog table has its genes in both lists (columns {cs!r} -> {ct!r})")
     comp = _components(df.source.to_numpy(), df.target.to_numpy())
     size = pd.Series(comp).map(pd.Series(comp).value_counts()).to_numpy()
@@ -131,8 +190,6 @@ def table_pairs(
     return df.reset_index(drop=True)
 
 # %% ../nbs/05a_homology.ipynb #06606fbc
-LOG_SCALE_MAX = 50.0   # log1p(CP10k) stays below ~12; non-integer values above this are a linear scale (CPM, TPM)
-
 def log_expression(
     adata: AnnData,  # raw counts or `preprocess` output
     layer: str | None = None,  # read `layers[layer]` instead of `X`
@@ -146,10 +203,18 @@ def log_expression(
         return X
     if X.nnz and X.data.min() < 0: raise ValueError("expression has negative values: give raw counts or preprocess() output")
     # raw counts, or a linear-scale normalisation (CPM, TPM: values far above a log scale's): normalise to 10,000 and log
-    if X.nnz and (np.allclose(X.data, np.round(X.data)) or X.data.max() > LOG_SCALE_MAX):
+    if X.nnz and expression_scale(X) != "log":   # the test `preprocess` uses (scnotebook.data, LOG_SCALE_MAX)
         lib = np.asarray(X.sum(1)).ravel(); lib[lib == 0] = 1
         X = sp.csr_matrix(sp.diags(1e4 / lib) @ X); X.data = np.log1p(X.data)
     return X
+
+def species_of(
+    adata: AnnData,  # an AnnData, maybe with `obs['species']`
+) -> str | None:
+    "The one species of `obs['species']` (what `read_dataset` writes); None when absent, mixed or 'unknown'."
+    if "species" not in adata.obs: return None
+    v = pd.unique(adata.obs["species"].astype(str))
+    return str(v[0]) if len(v) == 1 and str(v[0]).strip().lower() not in ("", "unknown", "nan") else None
 
 def gene_pairs(
     source: AnnData,  # AnnData of one species
@@ -158,14 +223,17 @@ def gene_pairs(
     *,
     many: str = "sum",  # one-to-many groups: `'sum'` (one feature), `'max_mean'` (top pair) or `'one_to_one'` (dropped)
     layer: str | None = None,  # expression layer for `max_mean`; None: `X`
+    source_species: str | None = None,  # the source's species (picks the table's column); None: its `obs['species']`
+    target_species: str | None = None,  # the target's species; None: its `obs['species']`
 ) -> pd.DataFrame:  # columns source, target, feature
-    "Gene pairs between two AnnData from identical symbols or an ortholog table."
+    "Gene pairs between two AnnData from identical symbols or an ortholog table (its columns chosen by species, see `table_columns`)."
     if isinstance(genes, str) and genes == "symbols": return symbol_pairs(source.var_names, target.var_names)
     means = {}
     if many == "max_mean":
         for k, a in (("source_mean", source), ("target_mean", target)):
             means[k] = pd.Series(np.asarray(log_expression(a, layer).mean(0)).ravel(), index=a.var_names.astype(str))
-    return table_pairs(genes, source.var_names, target.var_names, many=many, **means)
+    return table_pairs(genes, source.var_names, target.var_names, many=many, **means,
+                       source_species=source_species or species_of(source), target_species=target_species or species_of(target))
 
 def shared_expression(
     source: AnnData,  # AnnData of one species

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_metrics.ipynb #b0828d23
 from __future__ import annotations
-import contextlib
+import contextlib, re
 from typing import Sequence
 
 import numpy as np
@@ -14,9 +14,9 @@ from anndata import AnnData
 from .core import get_logger, obsm_matrix
 
 # %% auto #0
-__all__ = ['log', 'BARON_LABEL_MAP', 'unlabelled', 'LABEL_MAPS', 'MAX_QUERY', 'MAX_TRAIN', 'resolve_label_map',
-           'harmonize_labels', 'check_label_map', 'shared_types', 'labels_of', 'drop_unlabelled', 'balanced_accuracy',
-           'label_transfer', 'integration_metrics', 'open_set_auc', 'evaluate']
+__all__ = ['log', 'BARON_LABEL_MAP', 'unlabelled', 'LABEL_MAPS', 'CLUSTER_ID_RE', 'MAX_QUERY', 'MAX_TRAIN', 'resolve_label_map',
+           'harmonize_labels', 'check_label_map', 'cluster_like', 'shared_types', 'labels_of', 'drop_unlabelled',
+           'balanced_accuracy', 'label_transfer', 'integration_metrics', 'open_set_auc', 'evaluate']
 
 # %% ../nbs/09_metrics.ipynb #6279cb79
 log = get_logger("metrics")
@@ -85,12 +85,25 @@ def check_label_map(
                      f"datasets: {absent}; they rename nothing (check their spelling against the labels)")
     return absent
 
+CLUSTER_ID_RE = re.compile(r"^(cluster|clust|cl|c|leiden|louvain|k)?[ _-]?\d+(\.0)?$", re.IGNORECASE)   # '3', 'Cluster 3', 'leiden_12'
+
+def cluster_like(
+    labels: Sequence,  # labels (None: no label)
+) -> list[str]:  # the ones that look like cluster ids, sorted
+    "Labels that look like per-dataset cluster ids: integers ('3', '3.0') or a cluster word and a number ('Cluster 3', 'leiden_12', 'C7')."
+    return sorted({str(x) for x in labels if x is not None and CLUSTER_ID_RE.match(str(x).strip())})
+
 def shared_types(
     source_labels: Sequence,  # harmonised source labels
     target_labels: Sequence,  # harmonised target labels
 ) -> dict:
-    "Which (harmonised) types both species have, and which only one has."
+    "Which (harmonised) types both species have, and which only one has; a WARNING when shared ones look like cluster ids."
     s, t = ({x for x in y if x is not None} for y in (source_labels, target_labels))
+    ids = cluster_like(s & t)
+    if ids: _warn(f"{len(ids)} of the {len(s & t)} labels both datasets share look like per-dataset cluster ids ({ids[:8]}"
+                  f"{' ...' if len(ids) > 8 else ''}): a cluster number names a different type in each dataset, yet they are "
+                  "taken as the same type in both (label transfer, Procrustes anchors); give annotated cell types "
+                  "(label_key) or a label_map that renames them")
     return {"shared": sorted(s & t), "source_only": sorted(s - t), "target_only": sorted(t - s)}
 
 # %% ../nbs/09_metrics.ipynb #4d5d9f65

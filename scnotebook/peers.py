@@ -14,6 +14,7 @@ from anndata import AnnData
 
 from .core import get_logger, progress
 from .align import align, rotated_pair, METHODS
+from .homology import match_genes, species_of, table_columns
 from .metrics import evaluate, label_transfer, resolve_label_map, MAX_QUERY, MAX_TRAIN
 
 # %% auto #0
@@ -63,18 +64,19 @@ def species_pca(
 
 # %% ../nbs/09a_peers.ipynb #b0fe1015
 def ortholog_pairs(
-    orthologs: pd.DataFrame,  # ortholog table (the columns that match the gene lists best are used)
+    orthologs: pd.DataFrame,  # ortholog table (its columns: see `scnotebook.homology.table_columns`)
     source_genes: Sequence[str],  # the source's gene names
     target_genes: Sequence[str],  # the target's gene names
+    *,
+    source_species: str | None = None,  # the source's species: the column whose header names it; None: by overlap
+    target_species: str | None = None,  # the target's species; None: by overlap
 ) -> pd.DataFrame:
-    "Unique 1:1 (source gene, target gene) pairs of `orthologs` present in both gene lists; columns picked by overlap."
-    if not isinstance(orthologs, pd.DataFrame) or orthologs.shape[1] < 2: raise ValueError("orthologs must be a DataFrame with at least two gene-name columns")
-    sg, tg = set(map(str, source_genes)), set(map(str, target_genes))
-    cols = [c for c in orthologs.columns if orthologs[c].dtype == object]
-    cs = max(cols, key=lambda c: orthologs[c].astype(str).isin(sg).sum())
-    ct = max([c for c in cols if c != cs], key=lambda c: orthologs[c].astype(str).isin(tg).sum())
-    df = orthologs[[cs, ct]].astype(str).set_axis(["source", "target"], axis=1)
-    df = df[df.source.isin(sg) & df.target.isin(tg)]
+    "Unique 1:1 (source gene, target gene) pairs of `orthologs` present in both gene lists (up to case); columns by species, else by overlap."
+    cols = [c for c in orthologs.columns if orthologs[c].dtype == object] if isinstance(orthologs, pd.DataFrame) else []
+    if len(cols) < 2: raise ValueError("orthologs must be a DataFrame with at least two gene-name columns")
+    s, t = (pd.Index(np.asarray(g).astype(str)) for g in (source_genes, target_genes))
+    cs, ct = table_columns(orthologs[cols], s, t, source_species=source_species, target_species=target_species)
+    df = pd.DataFrame({"source": match_genes(orthologs[cs], s), "target": match_genes(orthologs[ct], t)}).dropna()
     df = df[~df.source.duplicated(keep=False) & ~df.target.duplicated(keep=False)]
     if len(df) == 0: raise ValueError(f"no ortholog pair has its genes in both species (columns {cs!r} -> {ct!r})")
     return df.reset_index(drop=True)
@@ -96,7 +98,8 @@ def ortholog_harmony(
 ) -> pd.DataFrame:  # the 1:1 gene pairs used
     "1:1 orthologs + per-species HVG + per-species z-scores + joint PCA (+ Harmony on species) into `obsm[key_added]` of both."
     import scanpy as sc
-    pairs = ortholog_pairs(orthologs, source.var_names, target.var_names)
+    pairs = ortholog_pairs(orthologs, source.var_names, target.var_names, source_species=species_of(source),
+                           target_species=species_of(target))
     parts = []
     for a, genes in ((source, pairs.source), (target, pairs.target)):
         b = _log_cp10k(a, genes); b.var_names = list(pairs.target)   # one gene namespace

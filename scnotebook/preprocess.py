@@ -15,7 +15,7 @@ import anndata as ad
 import scprep
 
 from .core import get_logger, progress
-from .data import canonical_sparse, validate
+from .data import LOG_SCALE_MAX, canonical_sparse, expression_scale, validate
 
 # %% auto #0
 __all__ = ['log', 'PREPROCESS_KEYS', 'check_number', 'filter_normalize_log', 'scale_sparse', 'max_components', 'pca_sparse',
@@ -45,13 +45,27 @@ def check_number(
         raise ValueError(f"{name}={value!r} is out of range: expected {rng}{hint}")
     return value
 
+def _input_scale(X: sp.csr_matrix) -> str:
+    "`expression_scale` of X (CSR float32), with a warning when it is not counts; log-scale values are undone (expm1) in place."
+    kind = expression_scale(X)
+    top = float(X.data.max()) if X.nnz else 0.0
+    if kind == "linear":
+        log.warning(f"X is not integer counts (non-integer values up to {top:.4g}: a linear normalisation such as CPM or TPM): "
+                    "it is normalised and logged as counts would be, and min_library_size applies to its cell sums")
+    elif kind == "log":
+        log.warning(f"X looks already log-normalised (non-integer values, all <= {LOG_SCALE_MAX:g}; max {top:.3g}): taken as "
+                    "log1p of normalised expression and undone with expm1 before it is normalised and logged once (not "
+                    "logged twice); give raw counts for min_library_size to mean counts")
+        np.expm1(X.data, out=X.data)
+    return kind
+
 def filter_normalize_log(
     adata: ad.AnnData,  # raw counts; changed in place (cells and genes dropped, `X` replaced)
     *,
     min_library_size: float | None = 0,  # keep cells with more total counts than this; None: no threshold (zero-count cells are always removed)
     min_cells_per_gene: int = 5,  # keep genes counted in at least this many cells; 0: no gene filter
     rescale: float = 10000,  # counts per cell after normalisation, before log1p
-) -> dict:  # n_cells_in, n_genes_in, n_cells, n_genes, zero_count_cells (removed), duplicate_entries (summed)
+) -> dict:  # n_cells_in, n_genes_in, n_cells, n_genes, zero_count_cells (removed), duplicate_entries (summed), input_scale
     "In place: remove zero-count cells, scprep cell and gene filters, library-size normalisation and log1p of `adata.X` (CSR float32). Returns counts kept."
     check_number("rescale", rescale, lo=0, lo_open=True, hint=" (counts per cell after normalisation, e.g. 10000)")
     check_number("min_library_size", min_library_size, lo=0, none_ok=True, hint=" (cells need more total counts than this)")
@@ -62,6 +76,7 @@ def filter_normalize_log(
     X, ndup = canonical_sparse(X)
     if ndup: log.warning(f"{ndup} duplicate stored entries of the sparse matrix summed (a cell and gene stored more than once)")
     if X.dtype != np.float32: X = X.astype(np.float32)
+    scale_in = _input_scale(X)   # counts, CPM/TPM (warned), or log-scale (warned, undone)
     adata.X = X
     n0, p0 = adata.shape
     lib = np.asarray(scprep.measure.library_size(X)).ravel()
@@ -96,7 +111,7 @@ def filter_normalize_log(
     X.data *= np.repeat(f, np.diff(X.indptr))
     np.log1p(X.data, out=X.data)
     return {"n_cells_in": n0, "n_genes_in": p0, "n_cells": adata.n_obs, "n_genes": adata.n_vars,
-            "zero_count_cells": n_zero, "duplicate_entries": ndup}
+            "zero_count_cells": n_zero, "duplicate_entries": ndup, "input_scale": scale_in}
 
 # %% ../nbs/02_preprocess.ipynb #1ebcbc0c
 def scale_sparse(

@@ -29,6 +29,8 @@ def test_copies_equal_the_domain_modules():
     assert set(C.BASELINES) == set(baselines.BASELINES)
     assert set(C.LABEL_MAPS) == set(metrics.LABEL_MAPS)
     assert set(C.DATASET_FORMATS) == {"builtin", *data.FORMAT_NAMES}
+    for r, ok in C.READER_OPTIONS.items():   # the options config refuses early are the readers' own
+        assert ok == (data.reader_options("builtin", r) if r in data.BUILTIN else data.reader_options(r)), r
     for name in C.TAXONOMIES:   # every built-in name is one that data.taxonomy knows (zeisel needs local data)
         if not name.startswith("zeisel"): assert len(data.taxonomy(name)) > 0, name
     import numpy as np, anndata as ad

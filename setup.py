@@ -40,7 +40,7 @@ setuptools.setup(
     include_package_data=True,
     package_data={"scnotebook": ["_stages/nbs/*.ipynb", "_stages/configs/*.yaml"]},
     install_requires=req("requirements"),
-    extras_require={"dev": req("dev_requirements"), "tpu": req("tpu_requirements")},
+    extras_require={"dev": req("dev_requirements"), "tpu": req("tpu_requirements"), "peers": req("peers_requirements")},
     python_requires=">=" + min_python,
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

@@ -126,6 +126,8 @@ FIGURE_CAPTIONS = [
     (r"dendrogram_(?P<ds>.+)", "The cell-type tree of {ds} recovered from the embedding, beside its taxonomy."),
     (r"figure4_(?P<ds>.+?)_(?P<rep>X_.+)", "Figure 4 on {ds}: the taxonomy recovered from `{rep}` beside the ground truth."),
     (r"figure5_(?P<ds>.+)", "Figure 5 on {ds}: Wasserstein affinity between cell types, ordered by the taxonomy."),
+    (r"cluster_map", "The cross-species map of an unlabelled dataset: Wasserstein distance between the labelled dataset's "
+                     "types and the unlabelled one's Leiden clusters in the aligned space."),
     (r"annotation_umap", "The annotation on the UMAP of the aligned space: each annotated dataset's cells coloured by the "
                          "predicted label (unassigned included) beside their own labels, or their Leiden clusters."),
     (r"annotation_(?P<ds>.+)", "The annotation of {ds}: predicted composition (grey: unassigned) and the confidence of every cell."),
@@ -241,6 +243,14 @@ def _annotation_md(m: dict, root: Path) -> str:
         out += [md_table(comp, index="predicted label"), "", f"Leiden clusters of {q}:", "", md_table(cl, index="cluster"), ""]
         for f in sorted(root.glob(f"*/annotation_{q}.png")): out.append(f'<div class="lead">\n\n{figure_md(f, root)}\n</div>\n')
     for f in sorted(root.glob("*/annotation_umap.png")): out.append(f'<div class="lead">\n\n{figure_md(f, root)}\n</div>\n')
+    cm = (m.get("cross_species") or {}).get("cluster_map")
+    if isinstance(cm, Mapping) and cm.get("clusters"):
+        rows = {str(r.get("cluster")): {k: r.get(k) for k in ("cells", "nearest_type", "distance", "majority_label", "unassigned")}
+                for r in cm["clusters"]}
+        out += [f"The cross-species map of an unlabelled dataset: {cm.get('reference')} types against the {cm.get('query')} "
+                f"clusters; the nearest type agrees with the majority label for **{cm.get('agree')} of {cm.get('n_clusters')}** "
+                "clusters.", "", md_table(rows, index="cluster"), ""]
+        for f in sorted(root.glob("*/cluster_map.png")): out.append(f'<div class="lead">\n\n{figure_md(f, root)}\n</div>\n')
     return "\n".join(out) + "\n"
 
 def _glance(m: dict) -> list[str]:
@@ -349,7 +359,8 @@ def report_markdown(
     lead = [b for b in (_annotation_md(m, root), _label_transfer_md(m), _table1_md(m), _cross_species_md(m, root)) if b]
     parts = head + ((["## Headline", ""] + lead) if lead else [])
     parts += [_skipped_md(m), _stages_md(m, root), _tables_md(root, stages, m),
-              _figures_md(root, stages, set(root.glob("*/cross_affinity*.png")) | set(root.glob("*/annotation_*.png")))]
+              _figures_md(root, stages, set(root.glob("*/cross_affinity*.png")) | set(root.glob("*/annotation_*.png"))
+                          | set(root.glob("*/cluster_map.png")))]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(p for p in parts if p is not None)).strip() + "\n"
 
 # %% ../nbs/11b_report.ipynb #8e4285a2

@@ -567,6 +567,27 @@ def annotate_pair(
     return out, skipped
 
 # %% ../nbs/11a_stages.ipynb #6923eb75
+def _cluster_map(run: Run, out: Path, adatas: dict, names, query: str, use_rep: str, skipped: list | None) -> dict | None:
+    "Stage 06 for an unlabelled query: the labelled dataset's types against the query's clusters (annotated by stage 05)."
+    import matplotlib.pyplot as plt
+    from scnotebook.affinity import plot_cross_affinity, write_affinity
+    from scnotebook.transfer import cluster_map
+    cfg, ev = run.config, run.config["evaluation"]
+    ref = next(n for n in names if n != query)
+    if "scn_label_cluster" not in adatas[query].obs:
+        if skipped is not None: skipped.append(skip_entry("cluster_map", query, "stage 05 did not annotate it"))
+        return None
+    D, table = cluster_map(adatas[ref], adatas[query], label_key=label_key(adatas[ref], cfg, ref), use_rep=use_rep,
+                           method=ev["affinity_method"], max_cells=ev["affinity_max_cells"], normalize=ev["affinity_normalize"],
+                           n_projections=ev["affinity_projections"], seed=cfg["seed"])
+    write_affinity(D, out / "cluster_map.csv")
+    with atomic_open(out / "cluster_map.md", "w", encoding="utf-8") as f: f.write(table.round(3).to_markdown() + "\n")
+    for fmt in cfg["figures"]["formats"]:
+        plot_cross_affinity(D, path=out / f"cluster_map.{fmt}", title=f"{ref} types x {query} clusters: Wasserstein distance ({use_rep})")
+    plt.close("all")
+    return {"reference": ref, "query": query, "n_clusters": int(D.shape[1]), "agree": int(table.agrees.sum()),
+            "clusters": table.reset_index().to_dict("records")}
+
 def _cross_species(run: Run, out: Path, *, align_stage: str = "05_align", use_rep: str = "X_scn_aligned",
                    skipped: list | None = None) -> dict:
     "The cross-species part of stage 06: `05_align`'s source and target types compared in `use_rep` (label skips added to `skipped`)."
@@ -588,7 +609,9 @@ def _cross_species(run: Run, out: Path, *, align_stage: str = "05_align", use_re
     if (unl := unlabelled(adatas, cfg, (src, tgt))):   # the map compares cell types: it needs both species' labels
         why = no_labels_why(unl)
         if skipped is not None: skipped += [skip_entry(m, unl, why) for m in ("cross_species_map", "open_set")]
-        return {"source": src, "target": tgt, "skipped": f"the cross-species map and its open set need labels: {why}"}
+        res = {"source": src, "target": tgt, "skipped": f"the cross-species map and its open set need labels: {why}"}
+        if len(unl) == 1: res["cluster_map"] = _cluster_map(run, out, adatas, (src, tgt), unl[0], use_rep, skipped)
+        return res
     keys = {n: label_key(adatas[n], cfg, n) for n in (src, tgt)}
     S, T = (drop_small_types(adatas[n], keys[n])[0] for n in (src, tgt))
     lm = label_map(cfg, src, tgt)

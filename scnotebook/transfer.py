@@ -15,12 +15,13 @@ from anndata import AnnData
 from .core import get_logger, seed_everything
 from .data import missing_labels
 from .homology import gene_pairs, shared_expression
+from .affinity import cross_affinity
 
 # %% auto #0
 __all__ = ['log', 'UNASSIGNED', 'shared_genes', 'correlation', 'centroids', 'centroid_scores', 'fine_tune', 'reference_cv',
            'fit_temperature', 'reliability', 'plot_reliability', 'open_set_score', 'unassigned_rule', 'robust_low',
            'query_clusters', 'cluster_open_set', 'knn_votes', 'annotate', 'annotation_summary', 'score_annotation',
-           'cluster_summary', 'plot_composition', 'plot_confidence']
+           'cluster_summary', 'plot_composition', 'plot_confidence', 'cluster_map']
 
 # %% ../nbs/05b_transfer.ipynb #3b6cb9fc
 log = get_logger("transfer")
@@ -409,3 +410,23 @@ def plot_confidence(
     ax.hist(query.obs[f"{key_added}_confidence"].to_numpy(), bins=20, range=(0, 1), color="#4477aa")
     ax.set(xlabel="confidence", ylabel="cells", title="confidence")
     return ax
+
+# %% ../nbs/05b_transfer.ipynb #0e2c784b
+def cluster_map(
+    reference: AnnData,  # labelled, with `obsm[use_rep]`
+    query: AnnData,  # annotated by `annotate` (its clusters), with `obsm[use_rep]`
+    *,
+    label_key: str = "cell_type",  # the reference's label column
+    key_added: str = "scn_label",  # `annotate`'s label column (`<key_added>_cluster` holds the clusters)
+    use_rep: str = "X_scn_aligned",  # the shared space
+    **kw,  # options of `scnotebook.affinity.cross_affinity` (method, max_cells, seed...)
+) -> tuple[pd.DataFrame, pd.DataFrame]:  # (reference types x query clusters distances, per-cluster table)
+    "Wasserstein distances between the reference's types and the query's clusters; each cluster's nearest type and majority label."
+    ck = f"{key_added}_cluster"
+    if ck not in query.obs: raise KeyError(f"query.obs has no {ck!r}: annotate the query first")
+    D = cross_affinity(reference, query, use_rep=use_rep, label_key=label_key, target_label_key=ck, **kw)
+    table = cluster_summary(query, key_added).loc[[str(c) for c in D.columns]]
+    table["nearest_type"] = D.idxmin(0).astype(str).to_numpy()
+    table["distance"] = D.min(0).to_numpy()
+    table["agrees"] = table.nearest_type == table.majority_label
+    return D, table

@@ -64,15 +64,23 @@ def test_pipeline_with_an_unlabelled_query(synthetic_files):
     assert (out / "07_taxonomy" / "taxonomy.csv").exists() and (out / "06_affinity" / "affinity_mouse.csv").exists()
     assert not (out / "06_affinity" / "affinity_human.csv").exists()
     skipped = {(e["stage"], e["measure"]): e for e in m["skipped"]}
-    assert set(skipped) == {("05_align", "label_transfer"), ("06_affinity", "affinity"), ("06_affinity", "cross_species_map"),
-                            ("06_affinity", "open_set"), ("09_metrics", "method_comparison"),
+    assert set(skipped) == {("05_align", "label_transfer"), ("05_align", "annotation"), ("06_affinity", "affinity"),
+                            ("06_affinity", "cross_species_map"), ("06_affinity", "open_set"), ("09_metrics", "method_comparison"),
                             ("10_figures", "figure3_cell_type"), ("10_figures", "figure5")}, sorted(skipped)
-    assert all(e["dataset"] == "human" and "'human' has no labels" in e["why"] for e in m["skipped"])
+    # the labelled mouse has no labelled reference to be annotated from; every other skip is for lack of human labels
+    assert skipped[("05_align", "annotation")]["dataset"] == "mouse" and "'human' has no labels" in skipped[("05_align", "annotation")]["why"]
+    assert all(e["dataset"] == "human" and "'human' has no labels" in e["why"] for e in m["skipped"] if e["measure"] != "annotation")
+    # the unlabelled query is annotated from the labelled one, and mapped: mouse types x human clusters
+    assert (out / "annotation" / "human.csv").exists() and not (out / "annotation" / "mouse.csv").exists()
+    assert m["annotation"]["human"]["scores"] is None and m["annotation"]["human"]["clusters"]
+    cm = m["cross_species"]["cluster_map"]
+    assert cm["reference"] == "mouse" and cm["n_clusters"] == len(cm["clusters"]) >= 2 and (out / "06_affinity" / "cluster_map.png").exists()
     assert m["label_transfer"] is None and m["stages"]["05_align"]["label_transfer"] is None
     assert m["stages"]["05_align"]["skipped"][0]["measure"] == "label_transfer"   # each stage keeps its own list too
     assert (out / "10_figures" / "figure3.png").exists() and (out / "10_figures" / "figure5_mouse.png").exists()
     report = (out / "report.md").read_text()
     assert "## Skipped measures" in report and "| 09_metrics | method_comparison | human |" in report
+    assert "### Annotation" in report and "clusters; the nearest type agrees with the majority label" in report
     assert "Skipped measures" in (out / "report.html").read_text()
 
 

@@ -16,12 +16,15 @@ from .core import get_logger, seed_everything
 from .data import missing_labels
 from .homology import gene_pairs, shared_expression
 from .affinity import cross_affinity
+from .preprocess import preprocess
+from .train import embed
+from .align import align
 
 # %% auto #0
 __all__ = ['log', 'UNASSIGNED', 'shared_genes', 'correlation', 'centroids', 'centroid_scores', 'fine_tune', 'reference_cv',
            'fit_temperature', 'reliability', 'plot_reliability', 'open_set_score', 'unassigned_rule', 'robust_low',
-           'query_clusters', 'cluster_open_set', 'knn_votes', 'annotate', 'annotation_summary', 'score_annotation',
-           'cluster_summary', 'plot_composition', 'plot_confidence', 'cluster_map']
+           'query_clusters', 'cluster_open_set', 'knn_votes', 'embedded_pair', 'annotate', 'annotation_summary',
+           'score_annotation', 'cluster_summary', 'plot_composition', 'plot_confidence', 'cluster_map']
 
 # %% ../nbs/05b_transfer.ipynb #3b6cb9fc
 log = get_logger("transfer")
@@ -267,13 +270,37 @@ def knn_votes(
     yi = np.searchsorted(types, yr)[idx]
     return np.stack([(yi == i).mean(1) for i in range(len(types))], 1)
 
-def _blend_rep(ref, query, use_rep, yr, types, S, Scv, rep_weight, rep_k):
-    "Scores of the query and held-out scores of the reference with the kNN vote of `obsm[use_rep]` blended in."
-    if use_rep == "auto": use_rep = "X_scn_aligned" if all("X_scn_aligned" in a.obsm for a in (ref, query)) else None
+def embedded_pair(
+    reference: AnnData,  # labelled AnnData (raw counts)
+    query: AnnData,  # AnnData to annotate (raw counts)
+    model,  # a trained `scnotebook.engine.FittedEmbedder` (e.g. from `scnotebook.train.fit`)
+    *,
+    names: tuple[str, str] | None = None,  # the model's dataset names for (reference, query); None: its first two
+    genes="symbols",  # the gene signal of the alignment (`scnotebook.align.align`)
+    seed: int = 0,  # seed of the alignment
+) -> tuple[np.ndarray, np.ndarray]:  # the aligned embeddings of the reference and the query, row for row
+    "The pair embedded by a trained Transformer and aligned (copies: the inputs are left alone): `X_scn_aligned` of each."
+    names = tuple(names or model.module.names[:2])
+    pair = {n: a.copy() for n, a in zip(names, (reference, query))}
+    for n, a in pair.items():
+        if model.use_rep not in a.obsm: preprocess(a, n_components=model.module.input_dims[n], min_cells_per_gene=0, seed=seed)
+        src = reference if n == names[0] else query
+        if a.n_obs != src.n_obs: raise ValueError(f"preprocess removed {src.n_obs - a.n_obs} empty cell(s) of the "
+                                                  f"{'reference' if n == names[0] else 'query'}: remove them first")
+    embed(model, pair)
+    align(pair[names[0]], pair[names[1]], genes=genes, seed=seed)
+    return tuple(np.asarray(pair[n].obsm["X_scn_aligned"], dtype=np.float32) for n in names)
+
+def _blend_rep(ref, query, use_rep, yr, types, S, Scv, rep_weight, rep_k, model=None, model_kw=None):
+    "Scores of the query and held-out scores of the reference with the kNN vote of an aligned space blended in."
+    if model is not None: use_rep = "model"
+    elif use_rep == "auto": use_rep = "X_scn_aligned" if all("X_scn_aligned" in a.obsm for a in (ref, query)) else None
     if use_rep is None: return None, S, Scv
-    for what, a in (("reference", ref), ("query", query)):
-        if use_rep not in a.obsm: raise KeyError(f"{what}.obsm has no {use_rep!r}: align the pair first, or use_rep=None")
-    Xr, Xq = (np.asarray(a.obsm[use_rep], dtype=np.float32) for a in (ref, query))
+    if model is not None: Xr, Xq = embedded_pair(ref, query, model, **(model_kw or {}))
+    else:
+        for what, a in (("reference", ref), ("query", query)):
+            if use_rep not in a.obsm: raise KeyError(f"{what}.obsm has no {use_rep!r}: align the pair first, or use_rep=None")
+        Xr, Xq = (np.asarray(a.obsm[use_rep], dtype=np.float32) for a in (ref, query))
     return (use_rep, (1 - rep_weight) * S + rep_weight * knn_votes(Xr, yr, Xq, types, k=rep_k),
             (1 - rep_weight) * Scv + rep_weight * knn_votes(Xr, yr, None, types, k=rep_k))
 
@@ -290,6 +317,8 @@ def annotate(
     use_rep: str | None = "auto",  # an aligned embedding in both `obsm` to blend in; 'auto': `X_scn_aligned` when both have it
     rep_weight: float = 0.5,  # share of the embedding's kNN vote in the blended score
     rep_k: int = 15,  # neighbours of the kNN vote
+    model=None,  # a trained embedder (`FittedEmbedder`): the pair is embedded with it, aligned on `genes`, and blended in
+    model_names: tuple[str, str] | None = None,  # the model's dataset names for (reference, query); None: its first two
     cluster_k: float | None = 2.0,  # a query cluster this far below the others (robust z) is unassigned; None: no cluster rule
     unassigned_k: float | None = 3.0,  # a cell this far below the query's median (robust z) is unassigned; None: no cell rule
     resolution: float = 1.0,  # Leiden resolution of the query clusters
@@ -307,7 +336,8 @@ def annotate(
     yr = y[ok].astype(str)
     types, S, S0 = centroid_scores(R, Q, yr, iterations=iterations, weight=weight)
     _, Scv, _ = reference_cv(R, yr, seed=seed, iterations=iterations, weight=weight)
-    use_rep, S, Scv = _blend_rep(ref, query, use_rep, yr, types, S, Scv, rep_weight, rep_k)
+    use_rep, S, Scv = _blend_rep(ref, query, use_rep, yr, types, S, Scv, rep_weight, rep_k, model,
+                                 {"names": model_names, "genes": genes, "seed": seed})
     tau = fit_temperature(Scv, np.searchsorted(types, yr))
     pred = fine_tune(R, Q, yr, types, S, delta=tau, n_genes=fine_tune_genes) if fine_tune_genes else S.argmax(1)
     conf = _softmax(S, tau)[np.arange(len(pred)), pred]

@@ -15,6 +15,7 @@ from .data import read_dataset
 from .transfer import UNASSIGNED, annotate, cluster_summary, plot_composition, plot_confidence
 from .report import md_table, render_html
 from .stages import RUN_MARKER, check_run_folder
+from .train import load_checkpoint
 
 # %% auto #0
 __all__ = ['annotation_report', 'annotate_files']
@@ -66,7 +67,8 @@ def annotate_files(
     key_added: str = "scn_label",  # obs column of the labels in the written h5ad
     seed: int = 0,  # random seed
     quiet: bool = False,  # no progress lines
-    **kw,  # further options of `scnotebook.transfer.annotate`
+    model: str | os.PathLike | None = None,  # a trained Transformer's checkpoint (file or folder); None: genes only
+    **kw,  # further options of `scnotebook.transfer.annotate` (e.g. `model_names`)
 ) -> dict:  # what was written and the headline figures
     "Annotate the query file from the reference file into `out`: `query_annotated.h5ad`, `annotation.csv`, the report."
     say = (lambda m: None) if quiet else (lambda m: print(m, flush=True))
@@ -75,8 +77,10 @@ def annotate_files(
     say(f"[1/4] reading the reference {reference} and the query {query}")
     ref = read_dataset(reference, label_key=label_key, name="reference")
     qry = read_dataset(query, labels=False, name="query")
-    say(f"[2/4] annotating {qry.n_obs:,} query cells from {ref.n_obs:,} reference cells (genes: {genes})")
-    summary = annotate(ref, qry, label_key="cell_type", genes=genes, key_added=key_added, seed=seed, **kw)
+    fitted = load_checkpoint(model) if model is not None else None
+    say(f"[2/4] annotating {qry.n_obs:,} query cells from {ref.n_obs:,} reference cells (genes: {genes}"
+        + (f", Transformer {model}" if model is not None else "") + ")")
+    summary = annotate(ref, qry, label_key="cell_type", genes=genes, key_added=key_added, seed=seed, model=fitted, **kw)
     say(f"[3/4] writing {out}")
     out.mkdir(parents=True, exist_ok=True)
     if not (out / RUN_MARKER).is_file(): save_json({"format": 1, "made_by": "scnotebook annotate"}, out / RUN_MARKER)

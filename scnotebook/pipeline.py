@@ -191,6 +191,10 @@ def _parser():
     n.add_argument("--label-key", "-k", default="cell_type", help="the reference's label column (default: cell_type)")
     n.add_argument("--out", "-o", required=True, help="output folder (new or empty)")
     n.add_argument("--genes", default="symbols", help="shared genes: symbols (default), biomart, hcop or an ortholog CSV")
+    n.add_argument("--model", default=None, help="a trained Transformer's checkpoint (e.g. RUN/04_train/checkpoint): the "
+                   "pair is embedded with it, aligned, and its space blended in")
+    n.add_argument("--model-names", nargs=2, default=None, metavar=("REF", "QUERY"),
+                   help="the model's dataset names for the reference and the query (default: its first two)")
     n.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     sub.add_parser("configs", help="list the shipped configurations")
     sub.add_parser("info", help="print versions and the device 'auto' selects")
@@ -213,7 +217,8 @@ def main(
             print(json.dumps({**versions(), "device(auto)": str(get_device("auto"))}, indent=2)); return 0
         if a.command == "annotate":
             from scnotebook.annotate_cmd import annotate_files
-            annotate_files(a.reference, a.query, a.out, label_key=a.label_key, genes=a.genes, seed=a.seed); return 0
+            annotate_files(a.reference, a.query, a.out, label_key=a.label_key, genes=a.genes, seed=a.seed, model=a.model,
+                           model_names=a.model_names); return 0
         cfg_path = resolve_config(a.config)
         out = a.out or os.path.join("runs", Path(cfg_path).stem)
         reproduce(cfg_path, out, device=a.device, overrides=a.overrides, force=a.force, stages=a.stages, kernel_name=a.kernel,

@@ -16,7 +16,6 @@ from .core import get_logger, seed_everything
 from .data import missing_labels
 from .homology import gene_pairs, shared_expression
 from .affinity import cross_affinity
-from .preprocess import preprocess
 from .train import embed
 from .align import align
 
@@ -282,11 +281,12 @@ def embedded_pair(
     "The pair embedded by a trained Transformer and aligned (copies: the inputs are left alone): `X_scn_aligned` of each."
     names = tuple(names or model.module.names[:2])
     pair = {n: a.copy() for n, a in zip(names, (reference, query))}
-    for n, a in pair.items():
-        if model.use_rep not in a.obsm: preprocess(a, n_components=model.module.input_dims[n], min_cells_per_gene=0, seed=seed)
-        src = reference if n == names[0] else query
-        if a.n_obs != src.n_obs: raise ValueError(f"preprocess removed {src.n_obs - a.n_obs} empty cell(s) of the "
-                                                  f"{'reference' if n == names[0] else 'query'}: remove them first")
+    for (n, a), what in zip(pair.items(), ("reference", "query")):
+        dim = model.module.input_dims.get(n)
+        if dim is None: raise KeyError(f"the model knows datasets {model.module.names}, not {n!r}: give model_names")
+        if model.use_rep not in a.obsm or a.obsm[model.use_rep].shape[1] != dim:   # its own PCA, not a new one
+            raise ValueError(f"the model reads the {what}'s obsm[{model.use_rep!r}] ({dim} columns) of the preprocessing "
+                             f"it was trained on: pass that AnnData (e.g. a run's 04_train/{n}.h5ad)")
     embed(model, pair)
     align(pair[names[0]], pair[names[1]], genes=genes, seed=seed)
     return tuple(np.asarray(pair[n].obsm["X_scn_aligned"], dtype=np.float32) for n in names)

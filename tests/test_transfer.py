@@ -106,3 +106,21 @@ def test_command_writes_the_annotation_and_refuses_bad_input(tmp_path):
             "--label-key", "nope")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "nope" in r.stderr, r.stderr
     assert not (tmp_path / "o2").exists()
+
+
+def test_command_with_a_trained_model(tmp_path):
+    "--model: the preprocessed pair is embedded by the checkpoint, aligned, and blended; raw files are refused with the reason."
+    from scnotebook.preprocess import preprocess
+    from scnotebook.train import fit
+    ref, qry = _pair()
+    pair = {"mouse": ref, "human": qry}
+    for a in pair.values(): preprocess(a, n_components=16, min_cells_per_gene=0)
+    fit(pair, preset="tiny", epochs=1, device="cpu", seed=0, checkpoint_dir=tmp_path / "ckpt")
+    ref.write_h5ad(tmp_path / "ref.h5ad"); qry.obs = qry.obs.drop(columns="cell_type"); qry.write_h5ad(tmp_path / "q.h5ad")
+    exe = Path(sys.executable).parent / "scnotebook"
+    r = subprocess.run([str(exe), "annotate", "--reference", str(tmp_path / "ref.h5ad"), "--query", str(tmp_path / "q.h5ad"),
+                        "--out", str(tmp_path / "out"), "--model", str(tmp_path / "ckpt"), "--model-names", "mouse", "human"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "Transformer" in r.stdout, r.stderr[-2000:]
+    import anndata as ad
+    assert ad.read_h5ad(tmp_path / "out" / "query_annotated.h5ad").uns["scnotebook"]["scn_label"]["use_rep"] == "model"

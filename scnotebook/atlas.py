@@ -4,7 +4,7 @@
 
 # %% ../nbs/01b_atlas.ipynb #4e36022b
 from __future__ import annotations
-import hashlib, os
+import hashlib, html, os
 from pathlib import Path
 from typing import Sequence
 
@@ -12,40 +12,141 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from .core import get_logger, local_data, save_h5ad, settings
-from .data import sample_counts
+from .core import atomic_path, get_logger, local_data, save_h5ad, settings
+from .data import MBA_TAXONOMY, sample_counts
 
 log = get_logger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'MBA_METADATA', 'RANKS', 'HUMAN_TYPES', 'HUMAN_ONLY', 'mba_clusters', 'atlas_pair', 'atlas_dataset']
+__all__ = ['log', 'MBA_METADATA', 'RANKS', 'MBA_COLUMNS', 'MBA_URL', 'MBA_CACHE', 'MBA_TABLE_SHA256', 'HUMAN_TYPES', 'HUMAN_ONLY',
+           'table_sha256', 'mba_clusters', 'mba_from_loom', 'mba_download', 'mba_standin', 'atlas_pair',
+           'atlas_dataset']
 
 # %% ../nbs/01b_atlas.ipynb #c3a7303c
 MBA_METADATA = "mousebrain_agg_L5.metadata_full.csv"
 RANKS = ("TaxonomyRank1", "TaxonomyRank2", "TaxonomyRank3", "TaxonomyRank4", "ClusterName")  # coarse to fine
+MBA_COLUMNS = (*RANKS, "NCells")   # the columns of a cluster table
+MBA_URL = "https://storage.googleapis.com/linnarsson-lab-loom/l5_all.agg.loom"   # from mousebrain.org/adolescent/downloads.html
+MBA_CACHE = "mousebrain_l5_clusters.csv"   # the table read out of the loom, in <cache>/mousebrain_l5_taxonomy/
+MBA_TABLE_SHA256 = "af68c42454951bd4151ba27a7bce1a1acc2fafc0ed792164d44e9eebe8e40b9d"   # `table_sha256` of the real table
 
-def mba_clusters(
-    path: str | os.PathLike | None = None,  # the metadata CSV or its folder; None: local data `mousebrain_l5_taxonomy`
-) -> pd.DataFrame:  # one row per cluster (index `ClusterName`): the four ranks and `NCells`
-    "The Mouse Brain Atlas's L5 clusters with their taxonomy ranks and sizes (`mousebrain_agg_L5.metadata_full.csv`)."
-    if path is None:
-        loc = local_data("mousebrain_l5_taxonomy")
-        if loc is None:
-            raise FileNotFoundError(f"no Mouse Brain Atlas cluster table: pass path= (the file {MBA_METADATA} from "
-                                    "mousebrain.org) or set SCNOTEBOOK_DATA to a folder holding mousebrain_l5_taxonomy/")
-        path = loc
-    p = Path(path).expanduser()
-    if p.is_dir(): p = p / MBA_METADATA
-    if not p.is_file(): raise FileNotFoundError(f"no such file: {p} (expected {MBA_METADATA})")
-    df = pd.read_csv(p)
-    missing = [c for c in (*RANKS, "NCells") if c not in df.columns]
-    if missing: raise ValueError(f"{p} lacks the columns {missing}: is it {MBA_METADATA}?")
-    df = df[list(RANKS) + ["NCells"]].copy()
-    if not df.ClusterName.is_unique: raise ValueError(f"{p}: cluster names are not unique")
+def table_sha256(
+    df: pd.DataFrame,  # a cluster table with the columns `MBA_COLUMNS`
+) -> str:
+    "Hex sha256 of a cluster table's content: the columns `MBA_COLUMNS`, rows sorted by `ClusterName`, as CSV."
+    t = df[list(MBA_COLUMNS)].astype({"NCells": "int64"}).sort_values("ClusterName")
+    return hashlib.sha256(t.to_csv(index=False, lineterminator="\n").encode()).hexdigest()
+
+def _check_table(df: pd.DataFrame, what) -> pd.DataFrame:
+    "The columns `MBA_COLUMNS` of a cluster table, indexed by `ClusterName`, after checking names and nesting."
+    missing = [c for c in MBA_COLUMNS if c not in df.columns]
+    if missing: raise ValueError(f"{what} lacks the columns {missing}: is it {MBA_METADATA}?")
+    df = df[list(MBA_COLUMNS)].copy()
+    if not df.ClusterName.is_unique: raise ValueError(f"{what}: cluster names are not unique")
     for a, b in zip(RANKS[1:], RANKS[2:]):   # every group of a rank has one parent
         par = df.groupby(b)[a].nunique()
-        if (par > 1).any(): raise ValueError(f"{p}: the ranks do not nest ({b} {par.index[par > 1][0]!r} has several {a})")
+        if (par > 1).any(): raise ValueError(f"{what}: the ranks do not nest ({b} {par.index[par > 1][0]!r} has several {a})")
     return df.set_index("ClusterName", drop=False).rename_axis(None)
+
+def _mba_cache(cache_dir) -> Path:
+    return Path(cache_dir).expanduser() if cache_dir is not None else settings().cache_dir / "mousebrain_l5_taxonomy"
+
+def mba_clusters(
+    path: str | os.PathLike | None = None,  # a cluster table CSV, its folder, or `l5_all.agg.loom`; None: local data, cache, download
+    *,
+    download: bool = True,  # with no path, local data or cached copy: download the table (False: FileNotFoundError)
+    url: str = MBA_URL,  # where to download the aggregated loom from
+    cache_dir: str | os.PathLike | None = None,  # folder of the cached table; None: `<SCNOTEBOOK_CACHE>/mousebrain_l5_taxonomy`
+) -> pd.DataFrame:  # one row per cluster (index `ClusterName`): the four ranks and `NCells`
+    "The Mouse Brain Atlas's L5 clusters with their taxonomy ranks and sizes, from a path, local data, the cache or mousebrain.org."
+    if path is None:
+        path = local_data("mousebrain_l5_taxonomy")
+        if path is None:
+            cached = _mba_cache(cache_dir) / MBA_CACHE
+            if not cached.is_file() and not download:
+                raise FileNotFoundError(f"no Mouse Brain Atlas cluster table: none in local data (SCNOTEBOOK_DATA/"
+                                        f"mousebrain_l5_taxonomy/{MBA_METADATA}) nor in the cache ({cached}); "
+                                        f"mba_clusters() downloads it from {url}")
+            if not cached.is_file(): cached = mba_download(url, cache_dir=cache_dir)
+            return _check_table(pd.read_csv(cached), cached)
+    p = Path(path).expanduser()
+    if p.is_dir(): p = p / MBA_METADATA
+    if not p.is_file(): raise FileNotFoundError(f"no such file: {p} (expected {MBA_METADATA} or l5_all.agg.loom)")
+    return _check_table(mba_from_loom(p) if p.suffix == ".loom" else pd.read_csv(p), p)
+
+# %% ../nbs/01b_atlas.ipynb #79329e5f
+def _text(v) -> str:
+    "A loom string attribute (bytes, XML entities for non-ASCII as loompy writes them) as text."
+    return html.unescape(v.decode("utf-8") if isinstance(v, bytes) else str(v))
+
+def mba_from_loom(
+    path: str | os.PathLike,  # an aggregated loom file (`l5_all.agg.loom`): one column per cluster
+) -> pd.DataFrame:  # the columns `MBA_COLUMNS`, one row per cluster
+    "The cluster table held in the column attributes of the atlas's aggregated loom file."
+    import h5py
+    p = Path(path).expanduser()
+    try: f = h5py.File(p, "r")
+    except OSError as e: raise ValueError(f"{p} is not a readable loom (HDF5) file ({e}): delete it and try again") from None
+    with f:
+        ca = f.get("col_attrs")
+        if ca is None: raise ValueError(f"{p} is not a loom file: it has no col_attrs")
+        missing = [c for c in MBA_COLUMNS if c not in ca]
+        if missing: raise ValueError(f"{p} lacks the column attributes {missing}: is it l5_all.agg.loom?")
+        cols = {c: ca[c][()] for c in MBA_COLUMNS}
+    df = pd.DataFrame({c: [_text(x) for x in v] if v.dtype.kind in "SOU" else v for c, v in cols.items()})
+    n = df.NCells.astype(float)
+    if not (n == n.round()).all() or (n < 1).any(): raise ValueError(f"{p}: NCells is not a positive whole number for every cluster")
+    return df.astype({"NCells": "int64"})
+
+def _fetch(url: str, dest: Path, timeout: float = 60) -> Path:
+    "Download `url` into `dest` (atomically); offline or failing: a ConnectionError that says what to do instead."
+    import http.client, shutil, urllib.error, urllib.request
+    log.info(f"downloading the Mouse Brain Atlas's aggregated loom from {url} into {dest.parent}")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r, atomic_path(dest) as tmp:
+            with open(tmp, "wb") as fo: shutil.copyfileobj(r, fo, 1 << 20)
+    except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as e:
+        raise ConnectionError(f"could not download the Mouse Brain Atlas cluster table from {url} ({e}). Offline? "
+                              f"On a machine with internet download that file, then pass mba_clusters(path=<the .loom>), "
+                              f"or put it at {dest}, or set SCNOTEBOOK_DATA to a folder holding "
+                              f"mousebrain_l5_taxonomy/{MBA_METADATA}") from None
+    return dest
+
+def mba_download(
+    url: str = MBA_URL,  # the aggregated loom (`l5_all.agg.loom`)
+    *,
+    cache_dir: str | os.PathLike | None = None,  # folder of the cached table; None: `<SCNOTEBOOK_CACHE>/mousebrain_l5_taxonomy`
+    sha256: str | None = MBA_TABLE_SHA256,  # expected `table_sha256` of the table; None: not checked
+    keep_loom: bool = False,  # keep the downloaded loom in the cache folder
+) -> Path:  # the cached table, `<cache_dir>/mousebrain_l5_clusters.csv`
+    "Download the atlas's aggregated loom, read its cluster table, check it, and cache the table as CSV."
+    folder = _mba_cache(cache_dir)
+    loom = folder / Path(url.split("?")[0]).name
+    if loom.suffix != ".loom": loom = folder / "l5_all.agg.loom"
+    if not loom.is_file(): _fetch(url, loom)
+    tab = _check_table(mba_from_loom(loom), loom)
+    got = table_sha256(tab)
+    if sha256 is not None and got != sha256:
+        raise ValueError(f"the cluster table in {loom} (from {url}) has content sha256 {got}, expected {sha256}: it is "
+                         f"not the published table; delete the file and try again (or pass sha256=None to accept it)")
+    with atomic_path(folder / MBA_CACHE) as tmp: tab.to_csv(tmp, index=False)
+    if not keep_loom: loom.unlink()
+    return folder / MBA_CACHE
+
+# %% ../nbs/01b_atlas.ipynb #cc368af6
+def mba_standin(
+    clusters_per_type: int = 3,  # clusters in each of the 16 cell types
+    seed: int = 0,  # seed of the made-up cluster sizes
+) -> pd.DataFrame:  # a cluster table like `mba_clusters()`, with `attrs['standin'] = True`
+    "A made-up cluster table in the atlas's format (its 16 cell types, invented groups, clusters and sizes), for use without the real one."
+    if int(clusters_per_type) < 1: raise ValueError(f"clusters_per_type must be at least 1, got {clusters_per_type}")
+    rng = np.random.default_rng(seed)
+    rows = [{"TaxonomyRank1": r1, "TaxonomyRank2": r2, "TaxonomyRank3": t, "TaxonomyRank4": f"{t} (stand-in group {k // 2 + 1})",
+             "NCells": int(rng.integers(50, 3000))}
+            for t, (r2, r1) in MBA_TAXONOMY.items() for k in range(int(clusters_per_type))]
+    df = pd.DataFrame(rows); df.insert(4, "ClusterName", [f"STANDIN{i + 1:03d}" for i in range(len(df))])
+    out = _check_table(df, "mba_standin()"); out.attrs["standin"] = True
+    return out
 
 # %% ../nbs/01b_atlas.ipynb #1761bd5b
 HUMAN_TYPES = ("Telencephalon projecting neurons", "Telencephalon interneurons", "Astroependymal cells", "Oligodendrocytes",
@@ -74,7 +175,7 @@ def atlas_pair(
     effects: Sequence[float] = (1.6, 1.3, 1.1, 0.9, 0.7),  # marker log-fold change per rank, class to cluster
     marker_fraction: float = 0.04,  # share of genes that mark each node
     species_noise: float = 0.3,  # sd of the per-gene log shift between species
-    clusters: pd.DataFrame | str | os.PathLike | None = None,  # `mba_clusters()` or its path; None: local data
+    clusters: pd.DataFrame | str | os.PathLike | None = None,  # `mba_clusters()` or its path; None: `mba_clusters()`
     seed: int = 0,  # same seed, same pair
     species: Sequence[str] = ("mouse", "human"),  # the sides to draw (each side depends on its own size only)
     show_progress: bool | None = None,  # progress bars over blocks of cells

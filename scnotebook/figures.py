@@ -156,17 +156,26 @@ def annotation_umap(
     done = [n for n, a in adatas.items() if key in a.obs]
     if not done: raise ValueError(f"no dataset has obs[{key!r}]: annotate one first (scnotebook.transfer.annotate)")
     X, lab, ds = st
-    pred = np.concatenate([a.obs[key].astype(str).to_numpy() if key in a.obs else np.full(a.n_obs, "") for a in adatas.values()])
+    from scnotebook.metrics import harmonize_labels
+    pred = np.concatenate([harmonize_labels(a.obs[key].astype(str), label_map).astype(str) if key in a.obs
+                           else np.full(a.n_obs, "") for a in adatas.values()])
     own = np.concatenate([a.obs[f"{key}_cluster"].astype(str).radd("cluster ").to_numpy() if label_key not in a.obs
                           and f"{key}_cluster" in a.obs else lab[ds == n] for n, a in adatas.items()])
     keep = _panel_cells(lab, ds, max_cells, seed) if max_cells is not None and len(X) > max_cells else np.arange(len(X))
     xy = paper_umap(X[keep], seed=seed); pred, own, ds = pred[keep], own[keep], ds[keep]
+    cats = sorted(set(pred[pred != ""]) | set(own) - {"unassigned"})   # one colour per name in every panel
+    pal = [c for i, c in enumerate(plt.get_cmap("tab20").colors) if i not in (14, 15)]   # tab20 without its greys
+    colour = {c: pal[i % len(pal)] for i, c in enumerate(cats)} | {"unassigned": "#888888"}
     fig, axes = plt.subplots(len(done), 2, figsize=(11, 4 * len(done)), squeeze=False)
     for name, row in zip(done, axes):
         m = ds == name
         for ax, values, what in ((row[0], pred, "predicted label"), (row[1], own, "own labels or clusters")):
             ax.scatter(*xy[~m].T, s=2, c="#eeeeee", rasterized=True)
-            _scatter(ax, xy[m], values[m], f"{name}: {what}")
+            for c in sorted(set(values[m])):
+                k = m & (values == c)
+                ax.scatter(*xy[k].T, s=4, color=colour.get(c, "#444444"), label=str(c), linewidths=0, rasterized=True)
+            ax.set_title(f"{name}: {what}", fontsize=10); ax.set_xticks([]); ax.set_yticks([])
+            ax.legend(markerscale=3, fontsize=6, frameon=False, loc="center left", bbox_to_anchor=(1, 0.5))
     fig.tight_layout()
     if save is not None: save_figures(fig, save, formats)
     return fig

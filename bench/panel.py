@@ -12,7 +12,7 @@ error printed.
 Prints one Markdown table (pair x method: mean ± sd over seeds), writes it to bench/results/panel.md and the
 raw rows (one JSON per pair x method x seed) to bench/results/panel.jsonl, both rewritten whole each run.
 
-    python bench/panel.py                              # everything (about half an hour on 2 cores)
+    python bench/panel.py                              # everything (about 10 minutes on 2 idle cores)
     python bench/panel.py --methods centroid harmony --pairs liver brain --seeds 0
     python bench/panel.py --data /path/to/data         # default: $SCNOTEBOOK_DATA or ../shared/data
 """

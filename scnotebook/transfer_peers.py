@@ -16,14 +16,14 @@ from anndata import AnnData
 from .core import get_logger, local_data
 from .data import missing_labels
 from .homology import gene_pairs
+from .transfer import UNASSIGNED   # one name for "no reference type"
 from .metrics import balanced_accuracy, harmonize_labels, resolve_label_map, _knn_vote, _neighbours
 from .peers import _log_cp10k, ortholog_harmony
 
 # %% auto #0
-__all__ = ['log', 'EXTRA', 'UNASSIGNED', 'BARON_PAIRS', 'LOOM_PAIRS', 'LABEL_MAPS_FILE', 'BARON_FILE', 'PANEL_PAIRS',
-           'reference_labels', 'shared_log_expression', 'centroid_correlation', 'harmony_transfer',
-           'celltypist_transfer', 'scanvi_transfer', 'score_annotation', 'PanelPair', 'panel_missing',
-           'loom_label_maps', 'panel_pairs']
+__all__ = ['log', 'EXTRA', 'BARON_PAIRS', 'LOOM_PAIRS', 'LABEL_MAPS_FILE', 'BARON_FILE', 'PANEL_PAIRS', 'reference_labels',
+           'shared_log_expression', 'centroid_correlation', 'harmony_transfer', 'celltypist_transfer',
+           'scanvi_transfer', 'score_annotation', 'PanelPair', 'panel_missing', 'loom_label_maps', 'panel_pairs']
 
 # %% ../nbs/09b_transfer_peers.ipynb #519f4d52
 log = get_logger("transfer_peers")
@@ -246,8 +246,6 @@ def scanvi_transfer(
     return _result(query, lab, P.to_numpy()[np.arange(len(P)), P.columns.astype(str).get_indexer(lab)])
 
 # %% ../nbs/09b_transfer_peers.ipynb #f25dc76e
-UNASSIGNED = "unassigned"   # the label of a query cell given no reference type
-
 def score_annotation(
     pred_labels: Sequence,  # predicted reference type per query cell (or `unassigned`)
     true_labels: Sequence,  # true query type per cell (cells without one are left out)
